@@ -12,7 +12,7 @@ import csv
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ class Article(BaseModel):
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
         return value
 
     @field_validator("tags", mode="before")
@@ -108,7 +108,10 @@ def parse_article(data: Any) -> Article:
     return Article.model_validate(data)
 
 
-def _read_jsonl(path: Path) -> Iterator[Article | Reject]:
+Row = tuple[int, "Article | Reject"]
+
+
+def _read_jsonl(path: Path) -> Iterator[Row]:
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
@@ -117,18 +120,18 @@ def _read_jsonl(path: Path) -> Iterator[Article | Reject]:
             try:
                 data = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
-                yield Reject(str(path), lineno, f"invalid JSON: {exc}", text)
+                yield lineno, Reject(str(path), lineno, f"invalid JSON: {exc}", text)
                 continue
             if not isinstance(data, dict):
-                yield Reject(str(path), lineno, "expected a JSON object", text)
+                yield lineno, Reject(str(path), lineno, "expected a JSON object", text)
                 continue
             try:
-                yield parse_article(data)
+                yield lineno, parse_article(data)
             except ValidationError as exc:
-                yield Reject(str(path), lineno, _reason(exc), text)
+                yield lineno, Reject(str(path), lineno, _reason(exc), text)
 
 
-def _read_csv(path: Path) -> Iterator[Article | Reject]:
+def _read_csv(path: Path) -> Iterator[Row]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         start = 2
@@ -136,19 +139,24 @@ def _read_csv(path: Path) -> Iterator[Article | Reject]:
             lineno, start = start, reader.line_num + 1
             raw = ",".join(v or "" for v in row.values() if isinstance(v, str))
             if None in row:
-                yield Reject(str(path), lineno, "more values than header fields", raw)
+                yield lineno, Reject(str(path), lineno, "more values than header fields", raw)
                 continue
             try:
-                yield parse_article({k: v for k, v in row.items() if v != ""})
+                yield lineno, parse_article({k: v for k, v in row.items() if v != ""})
             except ValidationError as exc:
-                yield Reject(str(path), lineno, _reason(exc), raw)
+                yield lineno, Reject(str(path), lineno, _reason(exc), raw)
 
 
-def read_articles(path: Path) -> Iterator[Article | Reject]:
-    """Yield every row of a JSONL or CSV file as an Article, or a Reject naming line and reason."""
+def read_rows(path: Path) -> Iterator[Row]:
+    """Yield (line number, Article or Reject) for every row of a JSONL or CSV file."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
         return _read_jsonl(path)
     if suffix == ".csv":
         return _read_csv(path)
     raise ValueError(f"{path}: unknown input format '{suffix}' (expected .jsonl or .csv)")
+
+
+def read_articles(path: Path) -> Iterator[Article | Reject]:
+    """Every row of a JSONL or CSV file as an Article, or a Reject naming line and reason."""
+    return (item for _, item in read_rows(path))

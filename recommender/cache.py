@@ -1,4 +1,4 @@
-"""Content-hash cache of embeddings on SQLite, keyed by model id: an unchanged text is encoded once."""
+"""Content-hash cache of embeddings on SQLite, keyed by model id: a text is encoded once."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
 
 
 class EmbeddingCache:
-    """Vectors by (model key, text hash). Each `put` commits, so an interrupted run keeps its work."""
+    """Vectors by (model key, text hash); each `put_many` commits: a killed run keeps its work."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -131,7 +131,9 @@ def read_e5_file(path: Path) -> E5File:
     c.raw(4)
     (version,) = c.take("<I")
     if version != SUPPORTED_VERSION:
-        raise E5FileError(f"{path}: format version {version}, this reader knows {SUPPORTED_VERSION}")
+        raise E5FileError(
+            f"{path}: format version {version}, this reader knows {SUPPORTED_VERSION}"
+        )
     hidden, layers, heads, ffn, rows, maxp, tvs = (int(v) for v in c.take("<7i"))
     eps, block = c.take("<fi")
     if block != Q4_BLOCK:

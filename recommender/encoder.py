@@ -1,4 +1,4 @@
-"""The encoder stage: an article becomes the text that is embedded, then a normalized float32 vector.
+"""The encoder stage: an article becomes the text that is embedded, then a normalized vector.
 
 Text: cleaned title, lead and body (see `recommender.clean`), with the model's passage prompt.
 `head` keeps the first `max_tokens` tokens; `windows` splits the whole text into windows of
@@ -70,9 +70,9 @@ class SentenceTransformerBackend(Backend):
         self.model = SentenceTransformer(model, device="cpu", local_files_only=local)
         self.model.max_seq_length = min(max_tokens, self.model.max_seq_length or max_tokens)
         self.tokenizer = self.model.tokenizer
-        prompts = self.model.prompts or {}
+        prompts = {k: v for k, v in (self.model.prompts or {}).items() if v is not None}
         self.prompt_name = next((p for p in ("passage", "document") if p in prompts), None)
-        self.prompt = prompts.get(self.prompt_name, "") if self.prompt_name else ""
+        self.prompt = prompts.get(self.prompt_name or "", "")
         dim = self.model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"model {model} does not report an embedding dimension")
@@ -153,7 +153,9 @@ class ArticleEncoder:
         self.strategy = strategy
         self.batch_size = batch_size
         self.cache = cache
-        prompt_tokens = len(backend.tokenizer(backend.prompt, add_special_tokens=False)["input_ids"])
+        prompt_tokens = len(
+            backend.tokenizer(backend.prompt, add_special_tokens=False)["input_ids"]
+        )
         self.window_tokens = max(16, max_tokens - 2 - prompt_tokens)
         self.cache_key = f"{model_id}|{backend.name}|{strategy}|{max_tokens}"
 
@@ -196,7 +198,10 @@ class ArticleEncoder:
         if len(flat) == len(texts):
             return vectors
         weights = np.asarray(
-            [len(self.backend.tokenizer(w, add_special_tokens=False, verbose=False)["input_ids"]) for w in flat],
+            [
+                len(self.backend.tokenizer(w, add_special_tokens=False, verbose=False)["input_ids"])
+                for w in flat
+            ],
             dtype=np.float32,
         )
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -209,9 +214,7 @@ class ArticleEncoder:
     def encode_texts(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Vectors for prepared texts; cached ones are reused, new ones cached batch by batch."""
         hashes = [self.text_hash(t) for t in texts]
-        found = (
-            self.cache.get_many(self.cache_key, hashes, self.dim) if self.cache else {}
-        )
+        found = self.cache.get_many(self.cache_key, hashes, self.dim) if self.cache else {}
         missing = [i for i, h in enumerate(hashes) if h not in found]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, h in enumerate(hashes):
@@ -239,4 +242,5 @@ class ArticleEncoder:
 
     def encode_one(self, title: str, lead: str = "", body: str = "") -> np.ndarray:
         """The vector of a single article that is not stored (no cache: used per request)."""
-        return self._encode_texts([compose_text(title, lead, body)])[0]
+        vector: np.ndarray = self._encode_texts([compose_text(title, lead, body)])[0]
+        return vector

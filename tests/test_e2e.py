@@ -1,0 +1,93 @@
+"""End to end: the real uvicorn server on a free loopback port, queried over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SAMPLE_QRELS
+
+pytestmark = pytest.mark.slow
+MIN_SAMPLE_RECALL_AT_5 = 0.8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(
+    sample_index: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    port = _free_port()
+    env = dict(
+        os.environ,
+        RECOMMENDER_INDEX_DIR=str(sample_index),
+        RECOMMENDER_MODELS_DIR=str(model_dir.parent),
+        RECOMMENDER_CACHE_PATH=str(tmp_path_factory.mktemp("srv") / "cache.sqlite"),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recommender.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "server died")
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("server did not become ready in 60 s")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _judgements() -> dict[str, set[str]]:
+    relevant: dict[str, set[str]] = {}
+    with SAMPLE_QRELS.open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if int(row["grade"]) >= 2:
+                relevant.setdefault(row["query_id"], set()).add(row["doc_id"])
+    return relevant
+
+
+def test_related_stories_over_http_match_the_judgements(server: str) -> None:
+    relevant = _judgements()
+    assert len(relevant) >= 60
+    recalls = []
+    with httpx.Client(base_url=server, timeout=10) as http:
+        for query, rel in sorted(relevant.items()):
+            r = http.get(f"/articles/{query}/related", params={"k": 5})
+            assert r.status_code == 200
+            got = [i["id"] for i in r.json()["items"]]
+            assert query not in got
+            recalls.append(len(rel & set(got)) / len(rel))
+        recall = sum(recalls) / len(recalls)
+        print(f"sample recall@5 over HTTP: {recall:.3f} on {len(recalls)} queries")
+        assert recall >= MIN_SAMPLE_RECALL_AT_5
+
+        assert http.get("/articles/unknown/related").status_code == 404
+        assert http.get(f"/articles/{query}/related", params={"k": 0}).status_code == 422
+        post = http.post("/related", json={"title": "Наводнение по Южното Черноморие", "k": 3})
+        assert post.status_code == 200 and post.json()["count"] == 3
