@@ -18,7 +18,14 @@ from recommender.articles import Article
 from recommender.collection import Collection, IndexUnavailable
 from recommender.config import Settings
 from recommender.encoder import ArticleEncoder, model_id_for
-from recommender.related import MAX_K, ArticleNotFound, RelatedItem, RelatedQuery, RelatedService
+from recommender.related import (
+    MAX_K,
+    ArticleNotFound,
+    EncoderUnavailable,
+    RelatedItem,
+    RelatedQuery,
+    RelatedService,
+)
 
 log = logging.getLogger("recommender.api")
 
@@ -124,9 +131,12 @@ class State:
             self.error = str(exc)
             log.error("index not loaded: %s", exc)
             return
-        self.service = RelatedService(
-            collection, lambda: ArticleEncoder.from_settings(settings, use_cache=False)
-        )
+        encoder = None
+        try:
+            encoder = ArticleEncoder.from_settings(settings, use_cache=False)
+        except (OSError, ValueError) as exc:
+            log.error("encoder not loaded, POST /related will answer 503: %s", exc)
+        self.service = RelatedService(collection, encoder)
         self.error = None
 
 
@@ -202,7 +212,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get(
         "/articles/{article_id}/related",
-        responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+        response_model=RelatedOut,
+        responses={
+            304: {"description": "Not modified (ETag)"},
+            404: {"model": ErrorOut},
+            422: {"model": ErrorOut},
+        },
     )
     def related_by_id(
         article_id: str,
@@ -238,7 +253,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             items=[RelatedItemOut.of(i) for i in items],
         )
 
-    @app.post("/related", responses={422: {"model": ErrorOut}})
+    @app.post("/related", responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}})
     def related_by_text(
         body: TextQuery, service: Annotated[RelatedService, Depends(get_service)]
     ) -> RelatedOut:
@@ -251,7 +266,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             until=body.until,
             exclude=body.exclude,
         )
-        items = service.for_text(body.title, body.lead, body.body, q)
+        try:
+            items = service.for_text(body.title, body.lead, body.body, q)
+        except EncoderUnavailable as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
         return RelatedOut(
             article_id=None,
             model_id=service.collection.model_id,

@@ -12,7 +12,7 @@ plus consonant skeleton (Ryanair / Райънеър → `rnr`, Brexit / Брек
 skeleton is shorter than three letters keep their vowels (NATO / НАТО → `nato`).
 
 `EntityStats` holds document frequencies over a corpus; `overlap` scores two articles by
-IDF-weighted Jaccard of their entity keys and names the shared entities for display.
+IDF²-weighted Jaccard of their entity keys and names the shared entities for display.
 """
 
 from __future__ import annotations
@@ -160,9 +160,17 @@ class Overlap:
     shared: list[str]
 
 
-def overlap(query: Entities, other: Entities, stats: EntityStats | None = None) -> Overlap:
-    """IDF-weighted Jaccard of the two key sets; shared names, rarest first."""
-    weight = stats.idf if stats is not None else (lambda _key: 1.0)
+def overlap(
+    query: Entities, other: Entities, stats: EntityStats | None = None, idf_power: float = 2.0
+) -> Overlap:
+    """Jaccard of the two key sets weighted by IDF**idf_power; shared names, rarest first.
+
+    `idf_power` 2 was measured best on the bg-news dev split (nDCG@10 +0.006 over 1).
+    """
+
+    def weight(key: str) -> float:
+        return stats.idf(key) ** idf_power if stats is not None else 1.0
+
     a, b = query.keys(), other.keys()
     union = sum(weight(k) for k in a | b)
     if union == 0:

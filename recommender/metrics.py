@@ -103,10 +103,10 @@ def evaluate(
         if same_story:
             scored_grade3 += 1
             sums["recall@5_grade3"] += recall(ranked, same_story, 5)
-    result: dict[str, float | int | str] = {
-        name: (total / (scored_grade3 if name == "recall@5_grade3" else scored) if scored else 0.0)
-        for name, total in sums.items()
-    }
+    result: dict[str, float | int | str] = {}
+    for name, total in sums.items():
+        count = scored_grade3 if name == "recall@5_grade3" else scored
+        result[name] = total / count if count else 0.0
     skipped = len(queries) - scored
     result |= {
         "queries": len(queries),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
@@ -39,26 +39,36 @@ MAX_SHARED_IN_REASON = 3
 
 
 class RankingConfig(BaseModel):
-    """Plain-data settings of the ranking and the final stage."""
+    """Plain-data settings of the ranking and the final stage (defaults: measured best)."""
 
     fusion: Fusion = "zscore"
-    w_dense: float = 1.0
+    w_dense: float = 0.5
     w_lexical: float = 1.0
-    w_entities: float = 0.0
+    w_entities: float = 1.0
     rrf_k: int = 60
-    freshness_weight: float = 0.0
-    freshness_window_days: float = 0.0
-    freshness_scale_days: float = 7.0
+    freshness_weight: float = 12.0
+    freshness_window_days: float = 7.0
+    freshness_scale_days: float = 1.0
     missing_date_penalty: float = 0.5
     pool_size: int = Field(default=200, ge=1)
-    same_story_dense: float = 0.95
+    same_story_dense: float = 0.97
     same_story_lexical: float = 0.6
-    duplicate_cosine: float = 0.95
+    duplicate_cosine: float = 0.965
     preferred_sources: list[str] = Field(default_factory=list)
     min_score: float = 0.0
     mmr_lambda: float = 1.0
     recent_days: float = 7.0
     k: int = Field(default=10, ge=1)
+
+
+class Filters(BaseModel):
+    """Restrictions on the candidate pool, applied before ranking and cutting to k."""
+
+    sections: list[str] | None = None
+    sources: list[str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    exclude_ids: set[str] = Field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,32 @@ def candidates_from_arrays(
         )
         for i, a in enumerate(articles)
     ]
+
+
+def candidate_pool(dense: np.ndarray, lexical: np.ndarray, size: int) -> np.ndarray:
+    """Indices of the union of the `size` best by dense cosine and by lexical score, sorted."""
+    top_dense = np.argsort(-dense, kind="stable")[:size]
+    top_lexical = np.argsort(-lexical, kind="stable")[:size]
+    return np.union1d(top_dense, top_lexical)
+
+
+def apply_filters(candidates: Sequence[Candidate], filters: Filters) -> list[Candidate]:
+    """Candidates that pass every filter; an undated article fails a date window."""
+    kept = []
+    for c in candidates:
+        a = c.article
+        if a.id in filters.exclude_ids:
+            continue
+        if filters.sections is not None and a.section not in filters.sections:
+            continue
+        if filters.sources is not None and a.source not in filters.sources:
+            continue
+        if filters.since is not None and (a.published is None or a.published < filters.since):
+            continue
+        if filters.until is not None and (a.published is None or a.published > filters.until):
+            continue
+        kept.append(c)
+    return kept
 
 
 def day_distance(a: datetime | None, b: datetime | None) -> float | None:
@@ -174,7 +210,12 @@ class Ranker:
             np.zeros(len(pool)),
         )
         days = [day_distance(query.published, c.article.published) for c in pool]
-        penalty = np.array([freshness_penalty(d, cfg) for d in days])
+        penalty = np.array(
+            [
+                0.0 if is_same_story(c, cfg) else freshness_penalty(d, cfg)
+                for c, d in zip(pool, days, strict=True)
+            ]
+        )
         scores = fused - cfg.freshness_weight * penalty
         items = [
             Scored(
@@ -188,3 +229,119 @@ class Ranker:
         ]
         items.sort(key=lambda item: (-item.score, item.article.id))
         return items
+
+
+def _cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    if a is None or b is None:
+        return 0.0
+    return float(np.dot(a, b))
+
+
+def _representative(cluster: list[Scored], config: RankingConfig) -> Scored:
+    """The preferred source if any, else the earliest published; it keeps the best score."""
+    preferred = {s: i for i, s in enumerate(config.preferred_sources)}
+    far_future = datetime.max.replace(tzinfo=UTC)
+
+    def order(item: Scored) -> tuple[int, datetime, str]:
+        a = item.article
+        return (preferred.get(a.source or "", len(preferred)), a.published or far_future, a.id)
+
+    chosen = min(cluster, key=order)
+    best = cluster[0]
+    if chosen is best:
+        return best
+    return Scored(chosen.candidate, best.score, chosen.parts, best.reason)
+
+
+def dedupe(items: Sequence[Scored], config: RankingConfig) -> list[Scored]:
+    """Drop re-prints of the query; collapse near-copies among the rest into one item each.
+
+    Items must be best first. Two items are copies when their vectors' cosine reaches
+    `duplicate_cosine`; an item without a vector is never merged.
+    """
+    clusters: list[list[Scored]] = []
+    for item in items:
+        if is_same_story(item.candidate, config):
+            continue
+        vector = item.candidate.vector
+        home = next(
+            (
+                c
+                for c in clusters
+                if vector is not None
+                and _cosine(c[0].candidate.vector, vector) >= config.duplicate_cosine
+            ),
+            None,
+        )
+        if home is None:
+            clusters.append([item])
+        else:
+            home.append(item)
+    return [_representative(c, config) for c in clusters]
+
+
+def mmr(items: Sequence[Scored], lam: float, k: int) -> list[Scored]:
+    """Maximal marginal relevance: `lam` * relevance - (1 - `lam`) * similarity to those chosen.
+
+    Relevance is the score min-max scaled to [0, 1]; similarity is the vectors' cosine.
+    `lam` = 1 keeps the ranked order.
+    """
+    pool = list(items)
+    if lam >= 1.0 or len(pool) <= 1:
+        return pool[:k]
+    scores = np.array([it.score for it in pool])
+    spread = float(scores.max() - scores.min())
+    relevance = (scores - scores.min()) / spread if spread > EPSILON else np.ones(len(pool))
+    chosen: list[int] = []
+    left = list(range(len(pool)))
+    while left and len(chosen) < k:
+
+        def value(i: int) -> float:
+            vector = pool[i].candidate.vector
+            similarity = max(
+                (_cosine(pool[j].candidate.vector, vector) for j in chosen), default=0.0
+            )
+            return lam * float(relevance[i]) - (1.0 - lam) * similarity
+
+        best = max(left, key=value)
+        chosen.append(best)
+        left.remove(best)
+    return [pool[i] for i in chosen]
+
+
+def _with_reason(item: Scored, reason: str) -> Scored:
+    return Scored(item.candidate, item.score, item.parts, reason)
+
+
+def fallback(query: Article, items: Sequence[Scored], config: RankingConfig) -> list[Scored]:
+    """The first non-empty rung: same story thread (shared entities), same section and
+    recent (newest first), then the most recent articles (closest in date to the query)."""
+    thread = [it for it in items if it.candidate.entities.shared]
+    if thread:
+        return thread
+    dated = [(day_distance(query.published, it.article.published), it) for it in items]
+    recent = [
+        (d, it)
+        for d, it in dated
+        if query.section and it.article.section == query.section
+        if d is not None and d <= config.recent_days
+    ]
+    if recent:
+        return [_with_reason(it, "same section, recent") for _, it in sorted(recent, key=_by_day)]
+    known = sorted(((d, it) for d, it in dated if d is not None), key=_by_day)
+    unknown = [it for d, it in dated if d is None]
+    return [_with_reason(it, "latest") for it in [it for _, it in known] + unknown]
+
+
+def _by_day(pair: tuple[float | None, Scored]) -> tuple[float, str]:
+    days, item = pair
+    return (days if days is not None else math.inf, item.article.id)
+
+
+def final_list(query: Article, items: Sequence[Scored], config: RankingConfig) -> list[Scored]:
+    """The list a reader sees: de-duplicated, above `min_score` (or the fallback ladder when
+    nothing is), diversified by MMR, cut to k. `items` is `Ranker.rank`'s output."""
+    unique = dedupe(items, config)
+    passing = [it for it in unique if it.score >= config.min_score]
+    chosen = passing or fallback(query, unique, config)
+    return mmr(chosen, config.mmr_lambda, config.k)

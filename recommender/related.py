@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,23 +38,16 @@ class ArticleNotFound(KeyError):
     pass
 
 
+class EncoderUnavailable(RuntimeError):
+    pass
+
+
 class RelatedService:
     """Nearest neighbours from the index, filtered inside the search."""
 
-    def __init__(
-        self, collection: Collection, encoder: Callable[[], ArticleEncoder] | None = None
-    ) -> None:
+    def __init__(self, collection: Collection, encoder: ArticleEncoder | None = None) -> None:
         self.collection = collection
-        self._encoder_factory = encoder
-        self._encoder: ArticleEncoder | None = None
-
-    @property
-    def encoder(self) -> ArticleEncoder:
-        if self._encoder is None:
-            if self._encoder_factory is None:
-                raise RuntimeError("no encoder configured for text queries")
-            self._encoder = self._encoder_factory()
-        return self._encoder
+        self.encoder = encoder
 
     def _allowed(self, q: RelatedQuery) -> np.ndarray | None:
         if q.section is None and q.source is None and q.since is None and q.until is None:
@@ -83,5 +75,7 @@ class RelatedService:
         return self._search(vector, q, {row})
 
     def for_text(self, title: str, lead: str, body: str, q: RelatedQuery) -> list[RelatedItem]:
+        if self.encoder is None:
+            raise EncoderUnavailable("no encoder is loaded for text queries")
         vector = self.encoder.encode_one(title, lead, body)
         return self._search(vector, q, set())
