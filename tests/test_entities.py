@@ -1,0 +1,70 @@
+"""Heuristic named entities: keys that join scripts and inflections, extraction, overlap."""
+
+from __future__ import annotations
+
+import pytest
+
+from recommender.articles import Article
+from recommender.entities import (
+    Entities,
+    EntityStats,
+    article_entities,
+    entity_key,
+    extract_entities,
+    overlap,
+)
+
+
+@pytest.mark.parametrize(
+    ("latin", "cyrillic"),
+    [("Ryanair", "Райънеър"), ("Brexit", "Брекзит"), ("NATO", "НАТО"), ("Merkel", "Меркел")],
+)
+def test_transliterated_forms_share_a_key(latin: str, cyrillic: str) -> None:
+    assert entity_key(latin) == entity_key(cyrillic)
+
+
+def test_inflected_forms_share_a_key() -> None:
+    assert entity_key("Борисов") == entity_key("Борисова")
+    assert entity_key("Европейският") == entity_key("Европейската")
+    assert entity_key("Шойгу") != entity_key("Пхенян")
+
+
+def test_extraction_skips_sentence_starts_and_stop_words() -> None:
+    text = (
+        "Министърът Сергей Шойгу пристигна в Пхенян. Шойгу се срещна с военни. "
+        'Вчера НАТО и Ryanair не коментираха. "Ние сме готови", каза той.'
+    )
+    found = extract_entities(text)
+    assert set(found.names.values()) == {"Сергей", "Шойгу", "Пхенян", "НАТО", "Ryanair"}
+    assert found.counts[entity_key("Шойгу")] == 2
+
+
+def test_article_entities_reads_title_and_body() -> None:
+    article = Article(
+        id="a1",
+        title="Визита в Пхенян",
+        body="Делегацията на Ryanair кацна в Пловдив. Там я посрещна кметът Иван Петров.",
+    )
+    names = set(article_entities(article).names.values())
+    assert {"Пхенян", "Ryanair", "Пловдив", "Иван", "Петров"} <= names
+
+
+def test_overlap_is_weighted_and_names_shared_rarest_first() -> None:
+    a = extract_entities("Вчера Шойгу пристигна в Пхенян, съобщи агенция Синхуа от София.")
+    b = extract_entities("Днес Шойгу замина от Пхенян за София.")
+    c = extract_entities("Днес кметът на София откри нов парк.")
+    stats = EntityStats.fit([a, b, c])
+    result = overlap(a, b, stats)
+    assert result.shared[-1] == "София"
+    assert set(result.shared) == {"Шойгу", "Пхенян", "София"}
+    assert 0.0 < result.score < 1.0
+    assert overlap(a, c, stats).score < result.score
+    assert overlap(a, a, stats).score == pytest.approx(1.0)
+    assert overlap(Entities(), Entities(), stats).score == 0.0
+
+
+def test_stats_round_trip() -> None:
+    stats = EntityStats.fit([extract_entities("Срещата в Пхенян. Шойгу и Пхенян.")])
+    again = EntityStats.from_dict(stats.to_dict())
+    assert again.doc_freq == stats.doc_freq
+    assert again.idf("zzz") > again.idf(entity_key("Пхенян"))
