@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -93,17 +93,15 @@ class RelatedOut(BaseModel):
     items: list[RelatedItemOut]
 
 
-class TextQuery(BaseModel):
-    """An article that is not indexed yet."""
+class TextQuery(RelatedQuery):
+    """An article that is not indexed yet, with the same parameters as the GET endpoint."""
 
     title: str = Field(default="", max_length=2_000)
     lead: str = Field(default="", max_length=5_000)
     body: str = Field(default="", max_length=MAX_TEXT_CHARS)
-    k: int = Field(default=5, ge=1, le=MAX_K)
-    section: str | None = None
-    source: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    published: datetime | None = Field(
+        default=None, description="its publication time, for freshness (default: none)"
+    )
     exclude: list[str] = Field(default_factory=list, max_length=1_000)
 
     @model_validator(mode="after")
@@ -136,7 +134,7 @@ class State:
             encoder = ArticleEncoder.from_settings(settings, use_cache=False)
         except (OSError, ValueError) as exc:
             log.error("encoder not loaded, POST /related will answer 503: %s", exc)
-        self.service = RelatedService(collection, encoder)
+        self.service = RelatedService(collection, encoder, settings.ranking)
         self.error = None
 
 
@@ -230,13 +228,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         since: datetime | None = None,
         until: datetime | None = None,
         exclude: Annotated[list[str] | None, Query(max_length=1_000)] = None,
+        stage: Literal["final", "ranked"] = "final",
+        method: Literal["hybrid", "dense"] = "hybrid",
+        diversity: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+        min_score: float | None = None,
+        freshness_days: Annotated[float | None, Query(ge=0.0)] = None,
     ) -> RelatedOut | Response:
         """Related stories of an indexed article, from its stored vector (nothing is encoded)."""
         etag = _etag(request, service)
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
         q = RelatedQuery(
-            k=k, section=section, source=source, since=since, until=until, exclude=exclude or []
+            k=k,
+            section=section,
+            source=source,
+            since=since,
+            until=until,
+            exclude=exclude or [],
+            stage=stage,
+            method=method,
+            diversity=diversity,
+            min_score=min_score,
+            freshness_days=freshness_days,
         )
         try:
             items = service.for_id(article_id, q)
@@ -258,16 +271,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body: TextQuery, service: Annotated[RelatedService, Depends(get_service)]
     ) -> RelatedOut:
         """Related stories of an article that is not indexed (its text is encoded)."""
-        q = RelatedQuery(
-            k=body.k,
-            section=body.section,
-            source=body.source,
-            since=body.since,
-            until=body.until,
-            exclude=body.exclude,
-        )
+        q = RelatedQuery.model_validate(body.model_dump(include=set(RelatedQuery.model_fields)))
         try:
-            items = service.for_text(body.title, body.lead, body.body, q)
+            items = service.for_text(body.title, body.lead, body.body, q, published=body.published)
         except EncoderUnavailable as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
         return RelatedOut(

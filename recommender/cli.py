@@ -17,8 +17,10 @@ from recommender.config import DEFAULT_MODEL, Settings
 app = typer.Typer(help="Related stories for Bulgarian news sites.", no_args_is_help=True)
 models_app = typer.Typer(help="Build and inspect embedding models.", no_args_is_help=True)
 index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure relevance against judgements.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
+app.add_typer(eval_app, name="eval")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -215,6 +217,103 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+def _eval_collection(input: Path, index: Path | None, settings: Settings) -> Path:
+    """An index of `input`: the given or default one if it holds exactly these articles."""
+    from recommender.collection import Collection, IndexUnavailable
+    from recommender.encoder import ArticleEncoder, model_id_for
+    from recommender.index import IndexConfig
+    from recommender.indexing import BuildReport, build_index, read_input
+
+    directory = index or Path("index") / f"eval-{input.stem}"
+    wanted = {a.id for a in read_input(input, BuildReport(input, directory))}
+    try:
+        existing = Collection.load(directory, model_id=model_id_for(settings))
+        if set(existing.store.ids) == wanted and existing.lexical is not None:
+            return directory
+    except IndexUnavailable:
+        pass
+    err.print(f"indexing {input} into {directory}", highlight=False)
+    build_index(input, directory, ArticleEncoder.from_settings(settings), IndexConfig())
+    return directory
+
+
+@eval_app.command("run")
+def eval_run(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Articles, .jsonl or .csv")],
+    queries: Annotated[Path, typer.Option(help="TSV with a query_id column")],
+    run_path: Annotated[
+        Path, typer.Option("--out", help="Run TSV to write: query_id doc_id rank score")
+    ],
+    k: Annotated[int, typer.Option("--k", help="Stories per query (at most 50)")] = 50,
+    stage: Annotated[
+        str, typer.Option(help="ranked (relevance) or final (what readers see)")
+    ] = "ranked",
+    method: Annotated[str, typer.Option(help="pipeline, dense, tfidf or bm25")] = "pipeline",
+    index: IndexOpt = None,
+) -> None:
+    """Related stories of every query article, as a run file to score."""
+    from recommender.collection import Collection
+    from recommender.evaluation import run_queries
+    from recommender.metrics import read_queries, write_run
+
+    if stage not in ("ranked", "final"):
+        raise _fail(f"--stage must be 'ranked' or 'final', not '{stage}'")
+    if method not in ("pipeline", "dense", "tfidf", "bm25"):
+        raise _fail(f"--method must be pipeline, dense, tfidf or bm25, not '{method}'")
+    if not 1 <= k <= 50:
+        raise _fail(f"--k must be from 1 to 50, not {k}")
+    for path in (input, queries):
+        if not path.is_file():
+            raise _fail(f"file not found: {path}")
+    settings = Settings()
+    directory = _eval_collection(input, index, settings)
+    collection = Collection.load(directory)
+    run, missing = run_queries(
+        collection,
+        read_queries(queries),
+        method=method,  # type: ignore[arg-type]
+        stage=stage,  # type: ignore[arg-type]
+        k=k,
+        config=settings.ranking,
+        progress=True,
+    )
+    write_run(run_path, run)
+    if missing:
+        err.print(f"[yellow]{len(missing)} query ids are not in the index[/yellow]")
+    out.print(
+        f"wrote {run_path}: {len(run)} queries, method {method}, stage {stage}", highlight=False
+    )
+
+
+@eval_app.command("score")
+def eval_score(
+    run: Annotated[list[Path], typer.Option("--run", help="Run TSV (repeat to compare)")],
+    qrels: Annotated[Path, typer.Option(help="Judgements TSV: query_id doc_id grade")],
+    queries: Annotated[Path | None, typer.Option(help="Queries TSV [default: the run's]")] = None,
+    compare: Annotated[bool, typer.Option(help="Print a table even for one run")] = False,
+    chart: Annotated[Path | None, typer.Option(help="Write a PNG bar chart of the runs")] = None,
+) -> None:
+    """nDCG@10 and recall@1/5/10/50 over grade >= 2, recall@5 over grade 3, as JSON."""
+    from recommender.metrics import compare as compare_table
+    from recommender.metrics import evaluate, read_qrels, read_queries, read_run, write_chart
+
+    for path in [*run, qrels, *([queries] if queries else [])]:
+        if not path.is_file():
+            raise _fail(f"file not found: {path}")
+    judgements = read_qrels(qrels)
+    results = {}
+    for path in run:
+        ranked = read_run(path)
+        query_ids = read_queries(queries) if queries else list(ranked)
+        results[path.stem] = evaluate(ranked, judgements, query_ids)
+    if chart is not None:
+        write_chart(results, chart)
+    if len(run) > 1 or compare:
+        out.print(compare_table(results), highlight=False)
+    else:
+        sys.stdout.write(json.dumps(results[run[0].stem], indent=2) + "\n")
 
 
 @app.command()

@@ -5,6 +5,8 @@ Layout of `index/<name>/`:
     articles.sqlite   the article store (rows = FAISS ids)
     vectors.npy       the normalized vectors, row order
     vectors.faiss     the FAISS index
+    lexical/          the TF-IDF / BM25 index (`recommender.lexical`), row order
+    entities.json     document frequencies of named entities (per-article entities are in the store)
 A build is written to a staging directory beside the target and renamed into place only when
 complete; loading refuses another format version or another model with a clear message.
 """
@@ -22,16 +24,22 @@ import orjson
 from pydantic import BaseModel
 
 from recommender.articles import Article
+from recommender.entities import EntityStats, article_entities
 from recommender.fsutil import replace_dir, staging_dir, write_atomic
 from recommender.index import IndexConfig, VectorIndex
+from recommender.lexical import LexicalIndex
 from recommender.store import ArticleStore
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
 class IndexUnavailable(RuntimeError):
     """An index directory that cannot be used (missing, old format, other model)."""
+
+
+ENTITIES = "entities.json"
+LEXICAL = "lexical"
 
 
 class Manifest(BaseModel):
@@ -41,6 +49,7 @@ class Manifest(BaseModel):
     count: int
     index: dict[str, Any]
     encoder: dict[str, Any]
+    signals: list[str]
     created: datetime
     build_seconds: float
 
@@ -49,12 +58,20 @@ class Collection:
     """A loaded index directory: look articles up by id, find nearest neighbours by vector."""
 
     def __init__(
-        self, directory: Path, manifest: Manifest, store: ArticleStore, index: VectorIndex
-    ):
+        self,
+        directory: Path,
+        manifest: Manifest,
+        store: ArticleStore,
+        index: VectorIndex,
+        lexical: LexicalIndex | None = None,
+        entity_stats: EntityStats | None = None,
+    ) -> None:
         self.directory = directory
         self.manifest = manifest
         self.store = store
         self.index = index
+        self.lexical = lexical
+        self.entity_stats = entity_stats
 
     @property
     def model_id(self) -> str:
@@ -93,12 +110,18 @@ class Collection:
             )
         store = ArticleStore(directory / ArticleStore.FILENAME)
         index = VectorIndex.load(directory, config or IndexConfig())
-        if len(store) != manifest.count or len(index) != manifest.count:
+        lexical = entity_stats = None
+        if "lexical" in manifest.signals:
+            lexical = LexicalIndex.load(directory / LEXICAL)
+        if "entities" in manifest.signals:
+            entity_stats = EntityStats.from_dict(orjson.loads((directory / ENTITIES).read_bytes()))
+        sizes = {len(store), len(index), *([len(lexical)] if lexical else [])}
+        if sizes != {manifest.count}:
             raise IndexUnavailable(
                 f"index {directory} is inconsistent: manifest says {manifest.count} articles, "
                 f"store holds {len(store)}, vectors {len(index)}"
             )
-        return cls(directory, manifest, store, index)
+        return cls(directory, manifest, store, index, lexical, entity_stats)
 
     @staticmethod
     def write(
@@ -108,13 +131,25 @@ class Collection:
         model_id: str,
         encoder_info: dict[str, Any],
         config: IndexConfig,
+        text_signals: bool = True,
     ) -> Manifest:
-        """Write a complete index directory aside, then move it into place."""
+        """Write a complete index directory aside, then move it into place.
+
+        With `text_signals` the lexical index and named entities are built too (the hybrid
+        ranking needs them); without, the index serves dense ranking only.
+        """
         if len(articles) != len(vectors):
             raise ValueError(f"{len(articles)} articles but {len(vectors)} vectors")
         started = time.perf_counter()
+        signals = ["dense"]
         with staging_dir(directory) as tmp:
-            ArticleStore.write(tmp / ArticleStore.FILENAME, articles, model_id)
+            entities = None
+            if text_signals:
+                entities = [article_entities(a) for a in articles]
+                write_atomic(tmp / ENTITIES, orjson.dumps(EntityStats.fit(entities).to_dict()))
+                LexicalIndex.build(articles).save(tmp / LEXICAL)
+                signals += ["lexical", "entities"]
+            ArticleStore.write(tmp / ArticleStore.FILENAME, articles, model_id, entities)
             index = VectorIndex.build(vectors, config)
             index.save(tmp)
             manifest = Manifest(
@@ -124,6 +159,7 @@ class Collection:
                 count=len(articles),
                 index=index.params(),
                 encoder=encoder_info,
+                signals=signals,
                 created=datetime.now(UTC),
                 build_seconds=round(time.perf_counter() - started, 3),
             )

@@ -8,11 +8,15 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recommender.ranking import RankingConfig
+
 DEFAULT_MODEL = "multilingual-e5-small"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RECOMMENDER_", protected_namespaces=())
+    model_config = SettingsConfigDict(
+        env_prefix="RECOMMENDER_", env_nested_delimiter="__", protected_namespaces=()
+    )
 
     models_dir: Path = Path("models")
     model: str = Field(
@@ -25,6 +29,10 @@ class Settings(BaseSettings):
     max_tokens: int = 512
     cache_path: Path = Path("index/embedding-cache.sqlite")
     index_dir: Path = Path("index/default")
+    ranking: RankingConfig = Field(
+        default_factory=RankingConfig,
+        description="Ranking defaults; e.g. RECOMMENDER_RANKING__FRESHNESS_WINDOW_DAYS=3",
+    )
 
     def model_path(self) -> str:
         """What to hand to SentenceTransformer: a local directory if one exists, else the name."""

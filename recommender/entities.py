@@ -127,6 +127,7 @@ class EntityStats:
     def __init__(self, doc_freq: dict[str, int], docs: int) -> None:
         self.doc_freq = doc_freq
         self.docs = docs
+        self._idf: dict[str, float] = {}
 
     @classmethod
     def fit(cls, corpus: Iterable[Entities]) -> EntityStats:
@@ -138,7 +139,11 @@ class EntityStats:
         return cls(dict(doc_freq), docs)
 
     def idf(self, key: str) -> float:
-        return math.log((self.docs + 1) / (self.doc_freq.get(key, 0) + 1)) + 1.0
+        value = self._idf.get(key)
+        if value is None:
+            value = math.log((self.docs + 1) / (self.doc_freq.get(key, 0) + 1)) + 1.0
+            self._idf[key] = value
+        return value
 
     def to_dict(self) -> dict[str, object]:
         return {"docs": self.docs, "doc_freq": self.doc_freq}

@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from recommender.articles import Article
+from recommender.entities import Entities
 
 _SCHEMA = """
 CREATE TABLE articles (
@@ -30,19 +31,26 @@ CREATE TABLE articles (
     tags TEXT NOT NULL,
     source TEXT,
     content_hash TEXT NOT NULL,
-    model_id TEXT NOT NULL
+    model_id TEXT NOT NULL,
+    entities TEXT
 );
 CREATE INDEX articles_published ON articles (published_utc);
 """
 _COLUMNS = "row, id, url, title, lead, body, published, section, tags, source"
+_COLUMNS_NO_BODY = "row, id, url, title, lead, '' AS body, published, section, tags, source"
 
 
 def _utc(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment else None
 
 
+def _entities_json(entities: Entities) -> str:
+    return orjson.dumps({"counts": entities.counts, "names": entities.names}).decode()
+
+
 def _to_article(row: sqlite3.Row) -> Article:
-    return Article(
+    """Rows were validated on the way in, so they are constructed without validating again."""
+    return Article.model_construct(
         id=row["id"],
         url=row["url"],
         title=row["title"],
@@ -74,14 +82,19 @@ class ArticleStore:
             self._ids[row] = article_id
 
     @staticmethod
-    def write(path: Path, articles: Iterable[Article], model_id: str) -> int:
+    def write(
+        path: Path,
+        articles: Iterable[Article],
+        model_id: str,
+        entities: Sequence[Entities] | None = None,
+    ) -> int:
         """Write a new store; rows are numbered in the order given. Returns the count."""
         db = sqlite3.connect(path)
         try:
             db.executescript(_SCHEMA)
             with db:
                 db.executemany(
-                    "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         (
                             row,
@@ -97,6 +110,7 @@ class ArticleStore:
                             a.source,
                             a.content_hash(),
                             model_id,
+                            _entities_json(entities[row]) if entities is not None else None,
                         )
                         for row, a in enumerate(articles)
                     ),
@@ -126,15 +140,16 @@ class ArticleStore:
         ).fetchone()
         return _to_article(row) if row else None
 
-    def get_rows(self, rows: Sequence[int]) -> list[Article]:
-        """Articles for FAISS ids, in the order asked."""
+    def get_rows(self, rows: Sequence[int], with_body: bool = True) -> list[Article]:
+        """Articles for FAISS ids, in the order asked; without bodies if not needed."""
         if not rows:
             return []
         marks = ",".join("?" * len(rows))
+        columns = _COLUMNS if with_body else _COLUMNS_NO_BODY
         found = {
             r["row"]: _to_article(r)
             for r in self._db.execute(
-                f"SELECT {_COLUMNS} FROM articles WHERE row IN ({marks})", [int(x) for x in rows]
+                f"SELECT {columns} FROM articles WHERE row IN ({marks})", [int(x) for x in rows]
             )
         }
         return [found[int(r)] for r in rows]
@@ -161,6 +176,19 @@ class ArticleStore:
             args.append(until.astimezone(UTC).isoformat())
         sql = "SELECT row FROM articles" + (" WHERE " + " AND ".join(where) if where else "")
         return np.fromiter((r[0] for r in self._db.execute(sql, args)), dtype=np.int64)
+
+    def entities_of(self, rows: Sequence[int]) -> list[Entities]:
+        """Stored named entities for FAISS ids, in the order asked (empty where none)."""
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = {}
+        for row, raw in self._db.execute(
+            f"SELECT row, entities FROM articles WHERE row IN ({marks})", [int(x) for x in rows]
+        ):
+            data = orjson.loads(raw) if raw else {}
+            found[row] = Entities(data.get("counts", {}), data.get("names", {}))
+        return [found.get(int(r), Entities()) for r in rows]
 
     def iter_articles(self) -> Iterator[Article]:
         for r in self._db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY row"):

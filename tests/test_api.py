@@ -71,11 +71,15 @@ def test_get_article(client: TestClient, sample_articles: list[Article]) -> None
 
 def test_related_by_text(client: TestClient, sample_articles: list[Article]) -> None:
     a = sample_articles[3]
-    r = client.post("/related", json={"title": a.title, "body": a.body, "k": 3})
+    payload = {"title": a.title, "body": a.body, "k": 3, "published": a.published.isoformat()}
+    r = client.post("/related", json=payload | {"stage": "ranked"})
     assert r.status_code == 200
     items = r.json()["items"]
     assert r.json()["article_id"] is None and len(items) == 3
-    assert items[0]["id"] == a.id and items[0]["score"] > 0.95
+    assert items[0]["id"] == a.id and items[0]["parts"]["dense"] > 0.95
+    assert items[0]["reason"] == "same story"
+    final = client.post("/related", json=payload).json()["items"]
+    assert len(final) == 3 and a.id not in {i["id"] for i in final}
 
 
 @pytest.mark.parametrize(

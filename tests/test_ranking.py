@@ -151,7 +151,7 @@ def test_mmr_trades_relevance_for_diversity() -> None:
     assert [it.article.id for it in mmr(items, 0.5, 2)] == ["a", "b"]
 
 
-def test_final_list_is_never_empty_thanks_to_the_fallback() -> None:
+def test_final_list_fills_up_from_the_fallback_ladder() -> None:
     cfg = RankingConfig(min_score=100.0, k=2)
     items = [
         scored("far", 1.0, unit(1, 0), days=-30),
@@ -159,12 +159,15 @@ def test_final_list_is_never_empty_thanks_to_the_fallback() -> None:
         scored("undated", 0.2, unit(1, 1), days=None, section="спорт"),
     ]
     out = final_list(QUERY, items, cfg)
-    assert [it.article.id for it in out] == ["near"]
-    assert out[0].reason == "same section, recent"
+    assert [it.article.id for it in out] == ["near", "far"]
+    assert [it.reason for it in out] == ["same section, recent", "latest"]
+    passing = final_list(QUERY, items, cfg.model_copy(update={"min_score": 0.8}))
+    assert [it.article.id for it in passing] == ["far", "near"]
+    assert passing[0].reason != "latest"
     thread = Scored(
         Candidate(art("t", days=-40), 0.8, 0.1, entities=Overlap(0.2, ["Пхенян"])), 0.1, {}, "x"
     )
-    assert [it.article.id for it in fallback(QUERY, [*items, thread], cfg)] == ["t"]
+    assert [it.article.id for it in fallback(QUERY, [*items, thread], cfg)][:2] == ["t", "near"]
     latest = fallback(art("q2", section="култура"), items, cfg)
     assert [it.reason for it in latest] == ["latest"] * 3
     assert [it.article.id for it in latest] == ["near", "far", "undated"]

@@ -1,0 +1,63 @@
+"""Runs for the eval harness: every query article's related stories under one method.
+
+Methods: `pipeline` (the project's ranking: `ranked` or `final` stage), `dense` (e5 cosine
+alone), `tfidf` and `bm25` (lexical alone). All read one index directory, so they compare on the
+same articles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from recommender.collection import Collection
+from recommender.ranking import RankingConfig
+from recommender.related import MAX_K, RelatedQuery, RelatedService
+
+Method = Literal["pipeline", "dense", "tfidf", "bm25"]
+Stage = Literal["ranked", "final"]
+Run = dict[str, list[tuple[str, float]]]
+
+
+def _lexical_run(
+    collection: Collection, query_id: str, k: int, method: Method
+) -> list[tuple[str, float]]:
+    if collection.lexical is None:
+        raise ValueError(f"index {collection.directory} has no lexical index: rebuild it")
+    article = collection.store.get(query_id)
+    assert article is not None
+    scores = collection.lexical.scores(article, "bm25" if method == "bm25" else "tfidf")
+    row = collection.store.row_of(query_id)
+    scores[row] = -np.inf
+    top = np.argsort(-scores, kind="stable")[:k]
+    ids = collection.store.ids
+    return [(ids[i], float(scores[i])) for i in top]
+
+
+def run_queries(
+    collection: Collection,
+    query_ids: Sequence[str],
+    method: Method = "pipeline",
+    stage: Stage = "ranked",
+    k: int = MAX_K,
+    config: RankingConfig | None = None,
+    progress: bool = False,
+) -> tuple[Run, list[str]]:
+    """Related stories per query id; ids not in the index are returned as missing."""
+    service = RelatedService(collection, config=config)
+    present = [q for q in query_ids if q in collection.store]
+    missing = [q for q in query_ids if q not in collection.store]
+    run: Run = {}
+    for query_id in tqdm(present, desc=f"eval {method}", disable=not progress):
+        if method in ("tfidf", "bm25"):
+            run[query_id] = _lexical_run(collection, query_id, k, method)
+            continue
+        q = RelatedQuery(
+            k=min(k, MAX_K), stage=stage, method="dense" if method == "dense" else "hybrid"
+        )
+        items = service.for_id(query_id, q)
+        run[query_id] = [(item.article.id, item.score) for item in items]
+    return run, missing
