@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -159,7 +160,14 @@ def related(
     index: IndexOpt = None,
     section: Annotated[str | None, typer.Option(help="Only this section")] = None,
     source: Annotated[str | None, typer.Option(help="Only this source/site")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Published at or after")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Published at or before")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Ids never to show")] = None,
+    stage: Annotated[str, typer.Option(help="final (what readers see) or ranked")] = "final",
+    method: Annotated[str, typer.Option(help="hybrid or dense")] = "hybrid",
+    diversity: Annotated[float | None, typer.Option(help="MMR novelty weight, 0 to 1")] = None,
+    min_score: Annotated[float | None, typer.Option(help="Minimum fused score")] = None,
+    freshness_days: Annotated[float | None, typer.Option(help="Days without penalty")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Print the related stories of an indexed article."""
@@ -170,11 +178,24 @@ def related(
 
     settings = _settings(index)
     try:
-        q = RelatedQuery(k=k, section=section, source=source, exclude=exclude or [])
-        service = RelatedService(Collection.load(settings.index_dir))
+        q = RelatedQuery(
+            k=k,
+            section=section,
+            source=source,
+            since=since.astimezone() if since else None,
+            until=until.astimezone() if until else None,
+            exclude=exclude or [],
+            stage=stage,  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
+            diversity=diversity,
+            min_score=min_score,
+            freshness_days=freshness_days,
+        )
+        service = RelatedService(Collection.load(settings.index_dir), config=settings.ranking)
         items = service.for_id(article_id, q)
     except ValidationError as exc:
-        raise _fail(exc.errors()[0]["loc"][0].__str__() + ": " + exc.errors()[0]["msg"]) from None
+        first = exc.errors()[0]
+        raise _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
     except IndexUnavailable as exc:
         raise _fail(str(exc)) from None
     except ArticleNotFound:

@@ -134,3 +134,30 @@ def test_missing_index_is_not_ready_but_alive(tmp_path: Path, settings_factory) 
         r = c.get("/readyz")
         assert r.status_code == 503 and "no index at" in r.json()["error"]
         assert c.get("/articles/x/related").status_code == 503
+
+
+def test_per_request_ranking_parameters(client: TestClient, sample_articles: list[Article]) -> None:
+    a = sample_articles[0]
+    url = f"/articles/{a.id}/related"
+    final = client.get(url, params={"k": 5}).json()["items"]
+    ranked = client.get(url, params={"k": 5, "stage": "ranked"}).json()["items"]
+    dense = client.get(url, params={"k": 5, "method": "dense", "stage": "ranked"}).json()["items"]
+    assert {"dense", "lexical", "entities", "freshness"} <= set(ranked[0]["parts"])
+    assert [i["parts"]["dense"] for i in dense] == sorted(
+        (i["parts"]["dense"] for i in dense), reverse=True
+    )
+    assert ranked[0]["reason"] == "same story" and final[0]["reason"] != "same story"
+    assert all(i["reason"] for i in final)
+    everything = {"k": 5, "min_score": -100}
+    relevance = client.get(url, params=everything).json()["items"]
+    diverse = client.get(url, params=everything | {"diversity": 0.9}).json()["items"]
+    assert len(diverse) == 5 and {i["id"] for i in diverse} != {i["id"] for i in relevance}
+    strict = client.get(url, params={"k": 5, "min_score": 1000}).json()["items"]
+    assert len(strict) == 5
+    assert {i["reason"] for i in strict} <= {"same section, recent", "latest"} | {
+        i["reason"] for i in strict if i["reason"].startswith("shared: ")
+    }
+    r = client.get(url, params={"diversity": 2})
+    assert r.status_code == 422 and "query.diversity" in r.json()["error"]
+    r = client.get(url, params={"stage": "best"})
+    assert r.status_code == 422 and "query.stage" in r.json()["error"]

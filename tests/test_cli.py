@@ -61,11 +61,19 @@ def test_related_text_and_json(
     assert len(items) == 4 and a.id not in {i["id"] for i in items}
     text = runner.invoke(app, ["related", a.id, "--index", str(sample_index)])
     assert text.exit_code == 0 and a.title in text.output
+    other = next(x.section for x in sample_articles if x.section != a.section)
+    args = ["related", a.id, "--index", str(sample_index), "--json", "--section", str(other)]
+    filtered = json.loads(runner.invoke(app, [*args, "--stage", "ranked"]).output)
+    assert len(filtered) == 5 and {i["section"] for i in filtered} == {other}
 
 
 def test_errors_are_clear(env: Path, sample_index: Path) -> None:
     r = runner.invoke(app, ["related", "nope", "--index", str(sample_index)])
     assert r.exit_code == 1 and "article 'nope' is not in" in r.output
+    r = runner.invoke(app, ["related", "x", "-k", "0", "--index", str(sample_index)])
+    assert r.exit_code == 1 and "--k: Input should be greater than or equal to 1" in r.output
+    r = runner.invoke(app, ["related", "x", "--stage", "best", "--index", str(sample_index)])
+    assert r.exit_code == 1 and "--stage" in r.output
     r = runner.invoke(app, ["related", "nope", "--index", str(env / "none")])
     assert r.exit_code == 1 and "no index at" in r.output
     r = runner.invoke(
