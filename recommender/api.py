@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -116,10 +117,24 @@ class ErrorOut(BaseModel):
 
 
 class State:
+    """The loaded index, its service, and an LRU cache of answers by article id and parameters
+    (the index does not change while it is loaded, so an answer stays right until a restart)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.service: RelatedService | None = None
         self.error: str | None = None
+        self.related_for_id = lru_cache(maxsize=settings.response_cache_size)(self._related_for_id)
+
+    def _related_for_id(self, article_id: str, query_json: str) -> RelatedOut:
+        assert self.service is not None
+        items = self.service.for_id(article_id, RelatedQuery.model_validate_json(query_json))
+        return RelatedOut(
+            article_id=article_id,
+            model_id=self.service.collection.model_id,
+            count=len(items),
+            items=[RelatedItemOut.of(i) for i in items],
+        )
 
     def load(self) -> None:
         settings = self.settings
@@ -252,19 +267,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             freshness_days=freshness_days,
         )
         try:
-            items = service.for_id(article_id, q)
+            result = state.related_for_id(article_id, q.model_dump_json())
         except ArticleNotFound:
             raise HTTPException(
                 status_code=404, detail=f"article '{article_id}' is not indexed"
             ) from None
         response.headers["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
         response.headers["ETag"] = etag
-        return RelatedOut(
-            article_id=article_id,
-            model_id=service.collection.model_id,
-            count=len(items),
-            items=[RelatedItemOut.of(i) for i in items],
-        )
+        return result
 
     @app.post("/related", responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}})
     def related_by_text(

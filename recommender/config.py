@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     max_tokens: int = 512
     cache_path: Path = Path("index/embedding-cache.sqlite")
     index_dir: Path = Path("index/default")
+    response_cache_size: int = Field(
+        default=20_000, ge=0, description="API answers kept in memory (LRU), 0 to disable"
+    )
     ranking: RankingConfig = Field(
         default_factory=RankingConfig,
         description="Ranking defaults; e.g. RECOMMENDER_RANKING__FRESHNESS_WINDOW_DAYS=3",

@@ -21,7 +21,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import cyrtranslit
@@ -182,3 +182,33 @@ def overlap(
         return Overlap(0.0, [])
     shared = sorted(a & b, key=lambda k: (-weight(k), k))
     return Overlap(sum(weight(k) for k in shared) / union, [query.names[k] for k in shared])
+
+
+def overlaps(
+    query: Entities,
+    others: Sequence[Entities],
+    stats: EntityStats | None = None,
+    idf_power: float = 2.0,
+) -> list[Overlap]:
+    """`overlap` of the query with each of `others`, with the query's weights computed once."""
+    cache: dict[str, float] = {}
+
+    def weight(key: str) -> float:
+        value = cache.get(key)
+        if value is None:
+            value = stats.idf(key) ** idf_power if stats is not None else 1.0
+            cache[key] = value
+        return value
+
+    query_weight = sum(weight(k) for k in query.counts)
+    result = []
+    for other in others:
+        shared = [k for k in other.counts if k in query.counts]
+        if not shared:
+            result.append(Overlap(0.0, []))
+            continue
+        shared.sort(key=lambda k: (-weight(k), k))
+        common = sum(weight(k) for k in shared)
+        union = query_weight + sum(weight(k) for k in other.counts) - common
+        result.append(Overlap(common / union, [query.names[k] for k in shared]))
+    return result

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from recommender.articles import Article
 from recommender.collection import Collection
 from recommender.encoder import ArticleEncoder
-from recommender.entities import Entities, Overlap, article_entities, overlap
+from recommender.entities import Entities, Overlap, article_entities, overlaps
 from recommender.ranking import Candidate, Ranker, RankingConfig, Scored, final_list
 
 MAX_K = 50
@@ -156,8 +156,8 @@ class RelatedService:
         dense = vectors @ vector
         articles = c.store.get_rows(rows_list, with_body=False)
         stats = c.entity_stats
-        overlaps = (
-            [overlap(entities, e, stats) for e in c.store.entities_of(rows_list)]
+        shared = (
+            overlaps(entities, c.store.entities_of(rows_list), stats)
             if stats is not None and q.method == "hybrid"
             else None
         )
@@ -166,7 +166,7 @@ class RelatedService:
                 article=a,
                 dense=float(dense[i]),
                 lexical=float(lexical_scores[r]) if lexical_scores is not None else 0.0,
-                entities=overlaps[i] if overlaps is not None else NO_OVERLAP,
+                entities=shared[i] if shared is not None else NO_OVERLAP,
                 vector=vectors[i],
                 terms=c.lexical.row_terms(r) if c.lexical is not None else None,
             )

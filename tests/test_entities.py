@@ -8,10 +8,12 @@ from recommender.articles import Article
 from recommender.entities import (
     Entities,
     EntityStats,
+    Overlap,
     article_entities,
     entity_key,
     extract_entities,
     overlap,
+    overlaps,
 )
 
 
@@ -68,3 +70,19 @@ def test_stats_round_trip() -> None:
     again = EntityStats.from_dict(stats.to_dict())
     assert again.doc_freq == stats.doc_freq
     assert again.idf("zzz") > again.idf(entity_key("Пхенян"))
+
+
+def test_overlaps_equals_pairwise_overlap() -> None:
+    texts = [
+        "Премиерът Иван Тонев се срещна с Ryanair в Пловдив. Тонев обеща летище.",
+        "Райънеър отваря линии от Пловдив, каза Тонев.",
+        "В Бургас валя сняг.",
+        "НАТО и Пловдив: учение край Бургас с участието на Тонев.",
+    ]
+    ents = [extract_entities(t) for t in texts]
+    stats = EntityStats.fit(ents)
+    batch = overlaps(ents[0], ents[1:], stats)
+    single = [overlap(ents[0], e, stats) for e in ents[1:]]
+    assert [o.shared for o in batch] == [o.shared for o in single]
+    assert [o.score for o in batch] == pytest.approx([o.score for o in single])
+    assert batch[1] == Overlap(0.0, []) and batch[0].score > 0
