@@ -53,14 +53,5 @@ class EmbeddingCache:
                 [(model_key, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items],
             )
 
-    def count(self, model_key: str | None = None) -> int:
-        if model_key is None:
-            row = self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()
-        else:
-            row = self._db.execute(
-                "SELECT COUNT(*) FROM embeddings WHERE model_key = ?", (model_key,)
-            ).fetchone()
-        return int(row[0])
-
     def close(self) -> None:
         self._db.close()

@@ -170,9 +170,5 @@ class Collection:
             replace_dir(tmp, directory)
         return manifest
 
-    def vector(self, article_id: str) -> np.ndarray | None:
-        row = self.store.row_of(article_id)
-        return None if row is None else np.asarray(self.index.vectors[row])
-
     def close(self) -> None:
         self.store.close()

@@ -8,7 +8,8 @@ human `reason`.
 
 The final stage works on ranked items: story-level de-duplication (re-prints collapse into one,
 a re-print of the query itself is dropped), a minimum score with a fallback ladder so the list
-is never empty, and MMR diversity. Filters are applied to the candidate pool before ranking.
+is never empty, and MMR diversity. Filters are applied by the searches that make the pool
+(`recommender.related`).
 
 Defaults are measured (`recommender eval run/score`, README "Relevance") on the bg-news dev split
 (493 scorable queries, e5-small `head` vectors, TF-IDF over 6-letter prefixes, a pool of the top
@@ -74,16 +75,6 @@ class RankingConfig(BaseModel):
     k: int = Field(default=10, ge=1)
 
 
-class Filters(BaseModel):
-    """Restrictions on the candidate pool, applied before ranking and cutting to k."""
-
-    sections: list[str] | None = None
-    sources: list[str] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    exclude_ids: set[str] = Field(default_factory=set)
-
-
 @dataclass(frozen=True)
 class Candidate:
     """One candidate article with its signals relative to the query."""
@@ -109,53 +100,6 @@ class Scored:
     @property
     def article(self) -> Article:
         return self.candidate.article
-
-
-def candidates_from_arrays(
-    query_vector: np.ndarray,
-    articles: Sequence[Article],
-    vectors: np.ndarray,
-    lexical: np.ndarray,
-    overlaps: Sequence[Overlap] | None = None,
-) -> list[Candidate]:
-    """Candidates from aligned arrays; dense cosine is `vectors @ query_vector` (unit vectors)."""
-    dense = np.asarray(vectors @ query_vector, dtype=np.float64)
-    return [
-        Candidate(
-            article=a,
-            dense=float(dense[i]),
-            lexical=float(lexical[i]),
-            entities=overlaps[i] if overlaps is not None else Overlap(0.0, []),
-            vector=vectors[i],
-        )
-        for i, a in enumerate(articles)
-    ]
-
-
-def candidate_pool(dense: np.ndarray, lexical: np.ndarray, size: int) -> np.ndarray:
-    """Indices of the union of the `size` best by dense cosine and by lexical score, sorted."""
-    top_dense = np.argsort(-dense, kind="stable")[:size]
-    top_lexical = np.argsort(-lexical, kind="stable")[:size]
-    return np.union1d(top_dense, top_lexical)
-
-
-def apply_filters(candidates: Sequence[Candidate], filters: Filters) -> list[Candidate]:
-    """Candidates that pass every filter; an undated article fails a date window."""
-    kept = []
-    for c in candidates:
-        a = c.article
-        if a.id in filters.exclude_ids:
-            continue
-        if filters.sections is not None and a.section not in filters.sections:
-            continue
-        if filters.sources is not None and a.source not in filters.sources:
-            continue
-        if filters.since is not None and (a.published is None or a.published < filters.since):
-            continue
-        if filters.until is not None and (a.published is None or a.published > filters.until):
-            continue
-        kept.append(c)
-    return kept
 
 
 def day_distance(a: datetime | None, b: datetime | None) -> float | None:

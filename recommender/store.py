@@ -194,8 +194,5 @@ class ArticleStore:
         for r in self._db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY row"):
             yield _to_article(r)
 
-    def model_ids(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT DISTINCT model_id FROM articles")]
-
     def close(self) -> None:
         self._db.close()

@@ -70,7 +70,7 @@ def test_collection_roundtrip_and_manifest(tmp_path: Path) -> None:
     assert len(c) == 40 and c.store.ids[3] == "id-3"
     assert c.store.get("id-3") == arts[3]
     assert c.store.get_rows([5, 2]) == [arts[5], arts[2]]
-    assert np.allclose(c.vector("id-9"), v[9])
+    assert np.allclose(c.index.vectors[c.store.row_of("id-9")], v[9])
     sport = c.store.rows_matching(section="sport")
     assert sorted(sport.tolist()) == list(range(1, 40, 2))
     since = c.store.rows_matching(since=datetime(2026, 7, 25, tzinfo=UTC))

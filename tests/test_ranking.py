@@ -11,13 +11,9 @@ from recommender.articles import Article
 from recommender.entities import Overlap
 from recommender.ranking import (
     Candidate,
-    Filters,
     Ranker,
     RankingConfig,
     Scored,
-    apply_filters,
-    candidate_pool,
-    candidates_from_arrays,
     dedupe,
     fallback,
     final_list,
@@ -98,27 +94,6 @@ def test_every_fusion_orders_a_dominant_candidate_first(fusion: str) -> None:
         Candidate(art("a"), dense=0.9, lexical=0.5),
     ]
     assert Ranker(cfg).rank(QUERY, candidates)[0].article.id == "a"
-
-
-def test_candidates_from_arrays_and_pool() -> None:
-    vectors = np.stack([unit(1, 0), unit(1, 1), unit(0, 1)])
-    cands = candidates_from_arrays(unit(1, 0), [art("a"), art("b"), art("c")], vectors, np.zeros(3))
-    assert [round(c.dense, 3) for c in cands] == [1.0, 0.707, 0.0]
-    pool = candidate_pool(np.array([0.9, 0.1, 0.5]), np.array([0.0, 0.8, 0.1]), 1)
-    assert pool.tolist() == [0, 1]
-
-
-def test_filters_apply_to_the_pool() -> None:
-    cands = [
-        Candidate(art("a", section="спорт"), 0.9, 0.1),
-        Candidate(art("b", days=-10, source="x.bg"), 0.9, 0.1),
-        Candidate(art("c", days=None, source="x.bg"), 0.9, 0.1),
-    ]
-    assert [c.article.id for c in apply_filters(cands, Filters(sections=["свят"]))] == ["b", "c"]
-    since = Filters(since=DAY0 - timedelta(days=5))
-    assert [c.article.id for c in apply_filters(cands, since)] == ["a"]
-    only_x = Filters(sources=["x.bg"], exclude_ids={"c"})
-    assert [c.article.id for c in apply_filters(cands, only_x)] == ["b"]
 
 
 def scored(id_: str, score: float, vector: np.ndarray, **kw: object) -> Scored:
