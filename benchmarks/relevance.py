@@ -1,8 +1,9 @@
-"""Dense-only relevance on the dev judgements, scored by the project's `recommender.metrics`.
+"""Relevance of every method on the dev judgements, through the eval harness.
 
-Each dev query article's related list comes from RelatedService.for_id over the reindexed real
-corpus (the `reindex` benchmark's index, built here if that benchmark did not run), with
-`method=dense` and `stage=ranked`: the embedding's own ranking, before fusion and diversifying.
+Each dev query article's related list comes from `recommender.evaluation.run_queries` over the
+reindexed real corpus (the `reindex` benchmark's index, built here if that benchmark did not
+run) for the methods `dense`, `tfidf`, `bm25` and `pipeline` (stage `ranked`: relevance before
+de-duplication and diversity), scored by `recommender.metrics`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 from benchmarks.context import RunContext
 from recommender import metrics
 from recommender.collection import Collection
-from recommender.related import MAX_K, ArticleNotFound, RelatedQuery, RelatedService
+from recommender.evaluation import Method, run_queries
+from recommender.related import MAX_K
 
 PAIRS = (("dev_queries.tsv", "dev_qrels.tsv"), ("queries.tsv", "qrels.tsv"))
 
@@ -25,29 +27,34 @@ def judgement_files(data: Path) -> tuple[Path, Path] | None:
     return None
 
 
+METHODS: tuple[Method, ...] = ("dense", "tfidf", "bm25", "pipeline")
+
+
 def run(ctx: RunContext) -> dict[str, Any]:
     files = judgement_files(ctx.data)
     if files is None:
         return {"skipped": f"no judgements beside {ctx.data} ({PAIRS})"}
     queries = metrics.read_queries(files[0])
+    qrels = metrics.read_qrels(files[1])
     collection = Collection.load(ctx.real_index_dir())
+    results: dict[str, Any] = {}
+    missing = 0
     try:
-        service = RelatedService(collection)
-        run_lists: dict[str, list[str]] = {}
-        for query_id in queries:
-            try:
-                items = service.for_id(
-                    query_id, RelatedQuery(k=MAX_K, method="dense", stage="ranked")
-                )
-            except ArticleNotFound:
-                continue
-            run_lists[query_id] = [i.article.id for i in items]
+        for method in METHODS:
+            run_lists, absent = run_queries(collection, queries, method=method, k=MAX_K)
+            missing = len(absent)
+            scores = metrics.evaluate(
+                {q: [d for d, _ in v] for q, v in run_lists.items()}, qrels, queries
+            )
+            results[method] = {
+                k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()
+            }
     finally:
         collection.close()
-    result = metrics.evaluate(run_lists, metrics.read_qrels(files[1]), queries)
     return {
-        "method": "dense only: RelatedService.for_id(method=dense, stage=ranked), k=50",
+        "method": "recommender.evaluation.run_queries(method, stage=ranked), k=50",
         "queries_file": files[0].name,
-        "missing_queries": len(queries) - len(run_lists),
-        "metrics": {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()},
+        "missing_queries": missing,
+        "metrics": results["dense"],
+        "methods": results,
     }

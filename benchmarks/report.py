@@ -199,12 +199,18 @@ def _reindex(r: Doc) -> list[str]:
 def _relevance(r: Doc) -> list[str]:
     if "skipped" in r:
         return [f"Skipped: {r['skipped']}"]
-    m = r["metrics"]
-    return [
-        f"{r['method']} on {r['queries_file']}: nDCG@10 **{m['ndcg@10']}**, recall@10 "
-        f"**{m['recall@10']}**, recall@5 (grade 3) {m['recall@5_grade3']} "
-        f"({m['scored']} of {m['queries']} queries scored).",
+    lines = [
+        f"{r['method']} on {r['queries_file']}:",
+        "",
+        "| method | nDCG@10 | recall@5 | recall@10 | recall@5 grade 3 | scored |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    for method, m in r["methods"].items():
+        lines.append(
+            f"| {method} | {m['ndcg@10']} | {m['recall@5']} | {m['recall@10']} | "
+            f"{m['recall@5_grade3']} | {m['scored']} of {m['queries']} |"
+        )
+    return lines
 
 
 def _dirty(git: Doc) -> str:
@@ -221,7 +227,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Doc], list[str]]]] = {
     "http": ("HTTP under load", _http),
     "encoding": ("Encoding", _encoding),
     "reindex": ("Batch reindex", _reindex),
-    "relevance": ("Relevance (dense only)", _relevance),
+    "relevance": ("Relevance", _relevance),
 }
 
 
