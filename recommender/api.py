@@ -34,53 +34,35 @@ MAX_TEXT_CHARS = 100_000
 CACHE_SECONDS = 300
 
 
-class ArticleOut(BaseModel):
+class StoryOut(BaseModel):
+    """What the site renders for a story."""
+
     id: str
     url: str | None
     title: str
     lead: str
     published: datetime | None
     section: str | None
-    tags: list[str]
     source: str | None
+
+
+class ArticleOut(StoryOut):
+    tags: list[str]
 
     @classmethod
     def of(cls, a: Article) -> ArticleOut:
-        return cls(
-            id=a.id,
-            url=a.url,
-            title=a.title,
-            lead=a.lead,
-            published=a.published,
-            section=a.section,
-            tags=a.tags,
-            source=a.source,
-        )
+        return cls.model_validate(a.model_dump(include=set(cls.model_fields)))
 
 
-class RelatedItemOut(BaseModel):
-    id: str
-    url: str | None
-    title: str
-    lead: str
-    published: datetime | None
-    source: str | None
-    section: str | None
+class RelatedItemOut(StoryOut):
     score: float
     reason: str
     parts: dict[str, float]
 
     @classmethod
     def of(cls, item: RelatedItem) -> RelatedItemOut:
-        a = item.article
         return cls(
-            id=a.id,
-            url=a.url,
-            title=a.title,
-            lead=a.lead,
-            published=a.published,
-            source=a.source,
-            section=a.section,
+            **item.article.model_dump(include=set(StoryOut.model_fields)),
             score=round(item.score, 6),
             reason=item.reason,
             parts={k: round(v, 6) for k, v in item.parts.items()},
