@@ -125,22 +125,8 @@ def index_stats(
     except IndexUnavailable as exc:
         raise _fail(str(exc)) from None
     m = collection.manifest
-    store = collection.store
-    sections: dict[str, int] = {}
-    sources: dict[str, int] = {}
-    dates = []
-    for a in store.iter_articles():
-        sections[a.section or "-"] = sections.get(a.section or "-", 0) + 1
-        sources[a.source or "-"] = sources.get(a.source or "-", 0) + 1
-        if a.published:
-            dates.append(a.published)
-    stats = {
-        "index": str(settings.index_dir),
-        **m.model_dump(mode="json"),
-        "published_range": [min(dates).isoformat(), max(dates).isoformat()] if dates else None,
-        "sections": dict(sorted(sections.items(), key=lambda kv: -kv[1])),
-        "sources": dict(sorted(sources.items(), key=lambda kv: -kv[1])),
-    }
+    stats = {"index": str(settings.index_dir), **m.model_dump(mode="json")}
+    stats |= collection.store.summary()
     if as_json:
         out.print_json(json.dumps(stats, ensure_ascii=False))
         return

@@ -7,7 +7,7 @@ maps to exactly one FAISS id and back.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -190,9 +190,19 @@ class ArticleStore:
             found[row] = Entities(data.get("counts", {}), data.get("names", {}))
         return [found.get(int(r), Entities()) for r in rows]
 
-    def iter_articles(self) -> Iterator[Article]:
-        for r in self._db.execute(f"SELECT {_COLUMNS} FROM articles ORDER BY row"):
-            yield _to_article(r)
+    def summary(self) -> dict[str, object]:
+        """Publication range and article counts by section and by source, largest first."""
+        first, last = self._db.execute(
+            "SELECT MIN(published_utc), MAX(published_utc) FROM articles"
+        ).fetchone()
+        counts = {}
+        for column in ("section", "source"):
+            rows = self._db.execute(
+                f"SELECT COALESCE({column}, '-'), COUNT(*) AS n FROM articles "
+                f"GROUP BY 1 ORDER BY n DESC, 1"
+            )
+            counts[column + "s"] = {str(name): int(n) for name, n in rows}
+        return {"published_range": [first, last] if first else None, **counts}
 
     def close(self) -> None:
         self._db.close()

@@ -46,7 +46,9 @@ def test_index_build_reports_rejects_and_duplicates(
     assert len(c) == 6 and c.store.get(good[1]["id"]).title == "Обновено заглавие"  # type: ignore[union-attr]
 
     stats = runner.invoke(app, ["index", "stats", "--index", str(index), "--json"])
-    assert stats.exit_code == 0 and json.loads(stats.output)["count"] == 6
+    assert stats.exit_code == 0, stats.output
+    summary = json.loads(stats.output)
+    assert summary["count"] == 6 and sum(summary["sections"].values()) == 6
 
 
 def test_related_text_and_json(
