@@ -14,9 +14,10 @@ from benchmarks.fixtures import write_collection
 from benchmarks.profile import Profile
 from benchmarks.synthetic import Deriver, neighbour_stats
 from recommender.config import Settings
-from recommender.encoder import ArticleEncoder, model_id_for
-from recommender.index import IndexConfig
+from recommender.embedding.backends import model_id_for
+from recommender.embedding.encoder import ArticleEncoder
 from recommender.indexing import build_index
+from recommender.storage.vectors import IndexConfig
 
 
 @dataclass

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.articles import Article, read_articles
+from recommender.articles import Article
 from recommender.config import Settings
-from recommender.encoder import ArticleEncoder, article_text
+from recommender.embedding.encoder import ArticleEncoder, article_text
+from recommender.inputs import read_articles
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 from benchmarks.corpus import read_corpus_articles
 from benchmarks.stats import latency_ms
 from recommender.config import Settings
-from recommender.encoder import ArticleEncoder, article_text
+from recommender.embedding.encoder import ArticleEncoder, article_text
 
 
 def token_counts(encoder: ArticleEncoder, texts: list[str]) -> list[int]:

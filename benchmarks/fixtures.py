@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from recommender.articles import Article
-from recommender.collection import Collection, Manifest
-from recommender.index import IndexConfig
+from recommender.storage.collection import Collection, Manifest
+from recommender.storage.vectors import IndexConfig
 
 LEAD = ("Кратко резюме на статията, каквото сайтът показва под заглавието. " * 4)[:200]
 SECTIONS = ("България", "Свят", "Икономика", "Спорт", "Култура")

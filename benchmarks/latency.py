@@ -17,8 +17,8 @@ import numpy as np
 from benchmarks.context import RunContext
 from benchmarks.fixtures import article_id
 from benchmarks.stats import latency_ms
-from recommender.collection import Collection
-from recommender.related import RelatedQuery, RelatedService
+from recommender.ranking.related import RelatedQuery, RelatedService
+from recommender.storage.collection import Collection
 
 TARGET_P99_MS = 1.0
 TARGET_SIZE = 100_000

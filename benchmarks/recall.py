@@ -18,8 +18,8 @@ import numpy as np
 from benchmarks.context import RunContext
 from benchmarks.stats import latency_ms
 from benchmarks.thresholds import recommend
-from recommender.index import IndexConfig, VectorIndex
-from recommender.ranking import RankingConfig
+from recommender.ranking.config import RankingConfig
+from recommender.storage.vectors import IndexConfig, VectorIndex
 
 K = 10
 TIE = 1e-5

@@ -11,9 +11,9 @@ from typing import Any
 
 from benchmarks.context import RunContext
 from benchmarks.corpus import cached_count, read_corpus_articles
-from recommender.encoder import ArticleEncoder, article_text
-from recommender.index import IndexConfig
+from recommender.embedding.encoder import ArticleEncoder, article_text
 from recommender.indexing import build_index
+from recommender.storage.vectors import IndexConfig
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Relevance of every method on the dev judgements, through the eval harness.
 
-Each dev query article's related list comes from `recommender.evaluation.run_queries` over the
+Each dev query article's related list comes from `recommender.eval.runs.run_queries` over the
 reindexed real corpus (the `reindex` benchmark's index, built here if that benchmark did not
 run) for the methods `dense`, `tfidf`, `bm25` and `pipeline` (stage `ranked`: relevance before
-de-duplication and diversity), scored by `recommender.metrics`.
+de-duplication and diversity), scored by `recommender.eval.metrics`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.context import RunContext
-from recommender import metrics
-from recommender.collection import Collection
-from recommender.evaluation import Method, run_queries
-from recommender.related import MAX_K
+from recommender.eval import metrics
+from recommender.eval.runs import Method, run_queries
+from recommender.ranking.related import MAX_K
+from recommender.storage.collection import Collection
 
 PAIRS = (("dev_queries.tsv", "dev_qrels.tsv"), ("queries.tsv", "qrels.tsv"))
 
@@ -52,7 +52,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     finally:
         collection.close()
     return {
-        "method": "recommender.evaluation.run_queries(method, stage=ranked), k=50",
+        "method": "recommender.eval.runs.run_queries(method, stage=ranked), k=50",
         "queries_file": files[0].name,
         "missing_queries": missing,
         "metrics": results["dense"],

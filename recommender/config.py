@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from recommender.ranking import RankingConfig
+from recommender.ranking.config import RankingConfig
 
 DEFAULT_MODEL = "multilingual-e5-small"
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import orjson
 
-from recommender.articles import Article, Reject, read_rows
-from recommender.collection import Collection, Manifest
-from recommender.encoder import ArticleEncoder
-from recommender.fsutil import write_atomic
-from recommender.index import IndexConfig
+from recommender.articles import Article
+from recommender.embedding.encoder import ArticleEncoder
+from recommender.inputs import Reject, read_rows
+from recommender.storage.collection import Collection, Manifest
+from recommender.storage.fsutil import write_atomic
+from recommender.storage.vectors import IndexConfig
 
 
 @dataclass

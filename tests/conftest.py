@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from recommender.articles import Article, read_articles
-from recommender.cache import EmbeddingCache
+from recommender.articles import Article
 from recommender.cli import sample_corpus
-from recommender.collection import Collection
 from recommender.config import DEFAULT_MODEL, Settings
-from recommender.encoder import ArticleEncoder, SentenceTransformerBackend
-from recommender.index import IndexConfig
+from recommender.embedding.backends import SentenceTransformerBackend
+from recommender.embedding.cache import EmbeddingCache
+from recommender.embedding.encoder import ArticleEncoder
+from recommender.embedding.modelbuild import build_model
 from recommender.indexing import build_index
-from recommender.modelbuild import build_model
+from recommender.inputs import read_articles
+from recommender.storage.collection import Collection
+from recommender.storage.vectors import IndexConfig
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / "models" / DEFAULT_MODEL

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from recommender.api import MAX_TEXT_CHARS, create_app
 from recommender.articles import Article
-from recommender.related import MAX_K
+from recommender.ranking.related import MAX_K
 
 
 @pytest.fixture(scope="module")

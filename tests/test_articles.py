@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from recommender.articles import Article, Reject, read_rows
+from recommender.articles import Article
+from recommender.inputs import Reject, read_rows
 
 
 def test_jsonl_rows_and_rejects_name_line_and_field(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-from recommender.clean import clean_body, clean_field, normalize_text
-from recommender.encoder import compose_text
+from recommender.embedding.encoder import compose_text
+from recommender.text.clean import clean_body, clean_field, normalize_text
 
 
 def test_boilerplate_lines_are_removed() -> None:

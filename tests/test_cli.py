@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from recommender.articles import Article
 from recommender.cli import app
-from recommender.collection import Collection
+from recommender.storage.collection import Collection
 
 runner = CliRunner()
 

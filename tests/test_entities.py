@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recommender.articles import Article
-from recommender.entities import (
+from recommender.text.entities import (
     Entities,
     EntityStats,
     Overlap,

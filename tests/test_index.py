@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from recommender.articles import Article
-from recommender.collection import FORMAT_VERSION, Collection, IndexUnavailable
-from recommender.index import IndexConfig, VectorIndex
+from recommender.storage.collection import FORMAT_VERSION, Collection, IndexUnavailable
+from recommender.storage.vectors import IndexConfig, VectorIndex
 
 
 def _vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from recommender.articles import Article
-from recommender.lexical import Analyzer, AnalyzerConfig, LexicalConfig, LexicalIndex
+from recommender.storage.lexical import LexicalConfig, LexicalIndex
+from recommender.text.analyzer import Analyzer, AnalyzerConfig
 
 ARTICLES = [
     Article(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.metrics import (
+from recommender.eval.metrics import (
     compare,
     evaluate,
     evaluate_files,

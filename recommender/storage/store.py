@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from recommender.articles import Article
-from recommender.entities import Entities
+from recommender.text.entities import Entities
 
 _SCHEMA = """
 CREATE TABLE articles (

@@ -5,7 +5,7 @@ Layout of `index/<name>/`:
     articles.sqlite   the article store (rows = FAISS ids)
     vectors.npy       the normalized vectors, row order
     vectors.faiss     the FAISS index
-    lexical/          the TF-IDF / BM25 index (`recommender.lexical`), row order
+    lexical/          the TF-IDF / BM25 index (`recommender.storage.lexical`), row order
     entities.json     document frequencies of named entities (per-article entities are in the store)
 A build is written to a staging directory beside the target and renamed into place only when
 complete; loading refuses another format version or another model with a clear message.
@@ -24,11 +24,11 @@ import orjson
 from pydantic import BaseModel
 
 from recommender.articles import Article
-from recommender.entities import EntityStats, article_entities
-from recommender.fsutil import replace_dir, staging_dir, write_atomic
-from recommender.index import IndexConfig, VectorIndex
-from recommender.lexical import LexicalIndex
-from recommender.store import ArticleStore
+from recommender.storage.fsutil import replace_dir, staging_dir, write_atomic
+from recommender.storage.lexical import LexicalIndex
+from recommender.storage.store import ArticleStore
+from recommender.storage.vectors import IndexConfig, VectorIndex
+from recommender.text.entities import EntityStats, article_entities
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"

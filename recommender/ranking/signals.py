@@ -1,0 +1,158 @@
+"""Hybrid relevance ranking, as pure functions over memory.
+
+Signals per candidate, all relative to the query article: dense cosine (e5), lexical score
+(TF-IDF cosine or BM25), named-entity overlap (`recommender.text.entities`) and the distance in days
+between publication dates (relative to the query's `published`, never to today; a missing date
+is neutral: half the full penalty). `Ranker` fuses them into one score with `parts` and a
+human `reason`; `recommender.ranking.final` makes the reader-facing list.
+
+Filters are applied by the searches that make the pool (`recommender.ranking.related`).
+
+Defaults are measured (`recommender eval run/score`, README "Relevance") on the bg-news dev split
+(493 scorable queries, e5-small `head` vectors, TF-IDF over 6-letter prefixes, a pool of the top
+200 by dense and by TF-IDF) and on the sample corpus. The freshness decay is a compromise between
+the two: bg-news judges "same event" as published within a week, so a cliff at 7 days scores
+best there (nDCG@10 0.890) but buries the sample's weeks-long story threads (recall@5 0.87);
+3 days then a 30-day decay keeps both (0.876 / 0.993). Same story: dense >= 0.97 or TF-IDF >= 0.5.
+
+| signals | bg-news nDCG@10 | R@5 | R@10 | R@5 grade 3 | sample nDCG@10 | sample R@5 |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+| dense only | 0.732 | 0.725 | 0.739 | 0.986 | 0.995 | 1.000 |
+| TF-IDF only | 0.784 | 0.773 | 0.800 | 0.999 | 0.998 | 1.000 |
+| BM25 only | 0.756 | 0.740 | 0.757 | 0.998 | 0.996 | 0.997 |
+| dense + TF-IDF (z-score) | 0.781 | 0.775 | 0.792 | 0.999 | 0.998 | 1.000 |
+| + entities | 0.806 | 0.790 | 0.824 | 0.998 | 0.997 | 0.995 |
+| + freshness = pipeline (defaults) | 0.876 | 0.877 | 0.904 | 0.998 | 0.998 | 0.993 |
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from recommender.articles import Article
+from recommender.ranking.config import Fusion, RankingConfig
+from recommender.text.entities import Overlap
+
+SECONDS_PER_DAY = 86400.0
+EPSILON = 1e-9
+MAX_SHARED_IN_REASON = 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate article with its signals relative to the query."""
+
+    article: Article
+    dense: float
+    lexical: float
+    entities: Overlap = field(default_factory=lambda: Overlap(0.0, []))
+    vector: np.ndarray | None = None
+    terms: tuple[np.ndarray, np.ndarray] | None = None
+    """The candidate's l2-normalized TF-IDF row as (term indices, weights), to detect copies."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A ranked candidate: fused score, the value of each signal, and why it is shown."""
+
+    candidate: Candidate
+    score: float
+    parts: dict[str, float]
+    reason: str
+
+    @property
+    def article(self) -> Article:
+        return self.candidate.article
+
+
+def day_distance(a: datetime | None, b: datetime | None) -> float | None:
+    """Absolute distance in days between two publication times, or None if one is missing."""
+    if a is None or b is None:
+        return None
+    return abs((a - b).total_seconds()) / SECONDS_PER_DAY
+
+
+def freshness_penalty(days: float | None, config: RankingConfig) -> float:
+    """0 inside the window, rising to 1 with the configured scale; missing dates are neutral."""
+    if days is None:
+        return config.missing_date_penalty
+    excess = max(0.0, days - config.freshness_window_days)
+    return 1.0 - math.exp(-excess / max(config.freshness_scale_days, EPSILON))
+
+
+def is_same_story(candidate: Candidate, config: RankingConfig) -> bool:
+    """A near-copy of the query: very close in meaning or in wording."""
+    return (
+        candidate.dense >= config.same_story_dense or candidate.lexical >= config.same_story_lexical
+    )
+
+
+def _normalized(values: np.ndarray, fusion: Fusion, rrf_k: int) -> np.ndarray:
+    if fusion == "linear":
+        return values
+    if fusion == "rrf":
+        ranks = np.empty(len(values), dtype=np.float64)
+        ranks[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
+        return 1.0 / (rrf_k + ranks)
+    std = float(values.std())
+    return (values - values.mean()) / std if std > EPSILON else np.zeros_like(values)
+
+
+def _reason(query: Article, candidate: Candidate, config: RankingConfig, days: float | None) -> str:
+    if is_same_story(candidate, config):
+        return "same story"
+    if candidate.entities.shared:
+        return "shared: " + ", ".join(candidate.entities.shared[:MAX_SHARED_IN_REASON])
+    recent = days is not None and days <= config.recent_days
+    if query.section and candidate.article.section == query.section:
+        return "same section, recent" if recent else "same section"
+    return "similar topic, recent" if recent else "similar topic"
+
+
+class Ranker:
+    """Fuses dense, lexical, entity and freshness signals into one ranked list."""
+
+    def __init__(self, config: RankingConfig | None = None) -> None:
+        self.config = config or RankingConfig()
+
+    def rank(self, query: Article, candidates: Sequence[Candidate]) -> list[Scored]:
+        """Every candidate except the query itself, best first."""
+        pool = [c for c in candidates if c.article.id != query.id]
+        if not pool:
+            return []
+        cfg = self.config
+        signals = {
+            "dense": np.array([c.dense for c in pool], dtype=np.float64),
+            "lexical": np.array([c.lexical for c in pool], dtype=np.float64),
+            "entities": np.array([c.entities.score for c in pool], dtype=np.float64),
+        }
+        weights = {"dense": cfg.w_dense, "lexical": cfg.w_lexical, "entities": cfg.w_entities}
+        fused = sum(
+            (w * _normalized(signals[s], cfg.fusion, cfg.rrf_k) for s, w in weights.items() if w),
+            np.zeros(len(pool)),
+        )
+        days = [day_distance(query.published, c.article.published) for c in pool]
+        penalty = np.array(
+            [
+                0.0 if is_same_story(c, cfg) else freshness_penalty(d, cfg)
+                for c, d in zip(pool, days, strict=True)
+            ]
+        )
+        scores = fused - cfg.freshness_weight * penalty
+        items = [
+            Scored(
+                candidate=c,
+                score=float(scores[i]),
+                parts={s: float(v[i]) for s, v in signals.items()}
+                | {"freshness": float(-cfg.freshness_weight * penalty[i])},
+                reason=_reason(query, c, cfg, days[i]),
+            )
+            for i, c in enumerate(pool)
+        ]
+        items.sort(key=lambda item: (-item.score, item.article.id))
+        return items
