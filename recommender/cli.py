@@ -7,13 +7,17 @@ import sys
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from recommender.config import DEFAULT_MODEL, Settings
+
+if TYPE_CHECKING:
+    from recommender.engine import Engine
+    from recommender.indexing import BuildReport
 
 app = typer.Typer(help="Related stories for Bulgarian news sites.", no_args_is_help=True)
 models_app = typer.Typer(help="Build and inspect embedding models.", no_args_is_help=True)
@@ -65,29 +69,10 @@ def models_build(
     out.print(f"built {dest}")
 
 
-@index_app.command("build")
-def index_build(
-    input: Annotated[Path, typer.Option("--input", "-i", help="Articles, .jsonl or .csv")],
-    index: IndexOpt = None,
-    rejects: Annotated[
-        Path | None,
-        typer.Option(help="Where rejected rows go [default: <index>.rejects.jsonl]"),
-    ] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
-) -> None:
-    """Read, clean, encode and index articles; the new index replaces the old one when complete."""
-    from recommender.embedding.encoder import ArticleEncoder
-    from recommender.indexing import build_index, write_rejects
-    from recommender.storage.vectors import IndexConfig
+def _report_rows(report: BuildReport, rejects: Path | None, settings: Settings) -> Path:
+    """Print rejects and duplicates; write the rejects file. Returns its path."""
+    from recommender.indexing import write_rejects
 
-    settings = _settings(index)
-    if not input.is_file():
-        raise _fail(f"input file not found: {input}")
-    try:
-        encoder = ArticleEncoder.from_settings(settings)
-        report = build_index(input, settings.index_dir, encoder, IndexConfig(), progress=progress)
-    except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from None
     rejects_path = rejects or settings.index_dir.with_name(
         settings.index_dir.name + ".rejects.jsonl"
     )
@@ -100,9 +85,42 @@ def index_build(
             f"{d.kept_line}: keeping line {d.kept_line}",
             highlight=False,
         )
+    return rejects_path
+
+
+RejectsOpt = Annotated[
+    Path | None, typer.Option(help="Where rejected rows go [default: <index>.rejects.jsonl]")
+]
+ProgressOpt = Annotated[bool, typer.Option(help="Show a progress bar")]
+InputOpt = Annotated[Path, typer.Option("--input", "-i", help="Articles, .jsonl or .csv")]
+
+
+@index_app.command("build")
+def index_build(
+    input: InputOpt,
+    index: IndexOpt = None,
+    rejects: RejectsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Read, clean, encode and index articles into a new generation, made current when
+    complete; a running server follows it without a restart."""
+    from recommender.embedding.encoder import ArticleEncoder
+    from recommender.indexing import build_index
+
+    settings = _settings(index)
+    if not input.is_file():
+        raise _fail(f"input file not found: {input}")
+    try:
+        encoder = ArticleEncoder.from_settings(settings)
+        report = build_index(input, settings.index_dir, encoder, settings, progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    rejects_path = _report_rows(report, rejects, settings)
     s = report.summary()
     out.print(
-        f"indexed {s['indexed']} articles into {s['index']} ({s['rejected']} rejected"
+        f"indexed {s['indexed']} articles into {s['index']} "
+        f"(generation {report.generation.name if report.generation else '-'}; "
+        f"{s['rejected']} rejected"
         f"{f', listed in {rejects_path}' if report.rejects else ''}; {s['duplicates']} duplicate "
         f"ids) in {s['total_seconds']} s, {s['articles_per_second']} articles/s "
         f"(read {s['seconds']['read']} s, encode {s['seconds']['encode']} s, "
@@ -111,22 +129,108 @@ def index_build(
     )
 
 
+def _engine(settings: Settings, with_encoder: bool) -> Engine:
+    from recommender.embedding.backends import model_id_for
+    from recommender.embedding.encoder import ArticleEncoder
+    from recommender.engine import Engine, IndexUnavailable
+
+    try:
+        encoder = ArticleEncoder.from_settings(settings) if with_encoder else None
+        return Engine(
+            settings.index_dir,
+            settings,
+            encoder,
+            model_id=model_id_for(settings) if with_encoder else None,
+        )
+    except (IndexUnavailable, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@index_app.command("update")
+def index_update(
+    input: InputOpt,
+    index: IndexOpt = None,
+    rejects: RejectsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Upsert the articles of a file into the index, in place (a server may be serving it):
+    new and changed articles are encoded and written, unchanged ones are skipped."""
+    from recommender.indexing import update_index
+
+    settings = _settings(index)
+    if not input.is_file():
+        raise _fail(f"input file not found: {input}")
+    engine = _engine(settings, with_encoder=True)
+    try:
+        report = update_index(input, engine, progress=progress)
+    finally:
+        engine.close()
+    rejects_path = _report_rows(report, rejects, settings)
+    s = report.summary()
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
+    out.print(
+        f"updated {s['index']}: {counts or 'nothing'} ({s['rejected']} rejected"
+        f"{f', listed in {rejects_path}' if report.rejects else ''}) in {s['total_seconds']} s",
+        highlight=False,
+    )
+
+
+@index_app.command("delete")
+def index_delete(
+    ids: Annotated[list[str], typer.Argument(help="Ids of the articles to unpublish")],
+    index: IndexOpt = None,
+) -> None:
+    """Unpublish articles: they leave the index and every stored list that held them."""
+    engine = _engine(_settings(index), with_encoder=False)
+    try:
+        results = engine.delete(ids)
+    finally:
+        engine.close()
+    missing = [r.id for r in results if r.status == "not_found"]
+    out.print(f"deleted {len(results) - len(missing)} articles", highlight=False)
+    if missing:
+        raise _fail(f"not in the index: {', '.join(missing)}")
+
+
+@index_app.command("compact")
+def index_compact(index: IndexOpt = None, progress: ProgressOpt = True) -> None:
+    """Rewrite the index as a new generation without removed articles, and switch to it."""
+    from recommender.engine import IndexUnavailable, compact
+
+    settings = _settings(index)
+    try:
+        generation = compact(settings.index_dir, settings, progress=progress)
+    except IndexUnavailable as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"compacted {settings.index_dir} into {generation.name}", highlight=False)
+
+
+@index_app.command("refresh")
+def index_refresh(
+    index: IndexOpt = None,
+    limit: Annotated[int | None, typer.Option(help="Oldest lists to recompute [all]")] = None,
+) -> None:
+    """Recompute stored related lists, oldest first (a server also does this in the
+    background, every list at least every RECOMMENDER_REFRESH_HOURS)."""
+    engine = _engine(_settings(index), with_encoder=False)
+    try:
+        changed = engine.refresh(limit)
+    finally:
+        engine.close()
+    out.print(f"refreshed lists: {changed} changed", highlight=False)
+
+
 @index_app.command("stats")
 def index_stats(
     index: IndexOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """What an index holds: model, size, index type and parameters."""
-    from recommender.storage.collection import Collection, IndexUnavailable
-
-    settings = _settings(index)
+    """What an index holds: model, generation, size, log position, vector index parameters."""
+    engine = _engine(_settings(index), with_encoder=False)
     try:
-        collection = Collection.load(settings.index_dir)
-    except IndexUnavailable as exc:
-        raise _fail(str(exc)) from None
-    m = collection.manifest
-    stats = {"index": str(settings.index_dir), **m.model_dump(mode="json")}
-    stats |= collection.store.summary()
+        stats = engine.stats()
+    finally:
+        engine.close()
     if as_json:
         out.print_json(json.dumps(stats, ensure_ascii=False))
         return
@@ -146,8 +250,8 @@ def related(
     index: IndexOpt = None,
     section: Annotated[str | None, typer.Option(help="Only this section")] = None,
     source: Annotated[str | None, typer.Option(help="Only this source/site")] = None,
-    since: Annotated[datetime | None, typer.Option(help="Published at or after")] = None,
-    until: Annotated[datetime | None, typer.Option(help="Published at or before")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Published at or after (UTC)")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Published at or before (UTC)")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Ids never to show")] = None,
     stage: Annotated[str, typer.Option(help="final (what readers see) or ranked")] = "final",
     method: Annotated[str, typer.Option(help="hybrid or dense")] = "hybrid",
@@ -156,11 +260,10 @@ def related(
     freshness_days: Annotated[float | None, typer.Option(help="Days without penalty")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Print the related stories of an indexed article."""
+    """Print the related stories of an indexed article (computed now, any parameters)."""
     from pydantic import ValidationError
 
-    from recommender.ranking.related import ArticleNotFound, RelatedQuery, RelatedService
-    from recommender.storage.collection import Collection, IndexUnavailable
+    from recommender.ranking.related import ArticleNotFound, RelatedQuery
 
     settings = _settings(index)
     try:
@@ -168,8 +271,8 @@ def related(
             k=k,
             section=section,
             source=source,
-            since=since.astimezone() if since else None,
-            until=until.astimezone() if until else None,
+            since=since,
+            until=until,
             exclude=exclude or [],
             stage=stage,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
@@ -177,22 +280,21 @@ def related(
             min_score=min_score,
             freshness_days=freshness_days,
         )
-        service = RelatedService(Collection.load(settings.index_dir), config=settings.ranking)
-        items = service.for_id(article_id, q)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
-    except IndexUnavailable as exc:
-        raise _fail(str(exc)) from None
+    engine = _engine(settings, with_encoder=False)
+    try:
+        items = engine.related(article_id, q)
+        article = engine.article(article_id)
     except ArticleNotFound:
         raise _fail(f"article '{article_id}' is not in {settings.index_dir}") from None
+    finally:
+        engine.close()
     if as_json:
-        from recommender.api import RelatedItemOut
-
-        payload = [RelatedItemOut.of(i).model_dump(mode="json") for i in items]
+        payload = [i.record() for i in items]
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
-    article = service.collection.store.get(article_id)
     assert article is not None
     out.print(f"[bold]{article.title}[/bold]", highlight=False)
     for n, item in enumerate(items, 1):
@@ -209,7 +311,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
-    """Serve the HTTP API with uvicorn."""
+    """Serve the HTTP API with uvicorn (every worker follows the same index and log)."""
     import os
 
     import uvicorn
@@ -230,20 +332,21 @@ def _eval_collection(input: Path, index: Path | None, settings: Settings) -> Pat
     """An index of `input`: the given or default one if it holds exactly these articles."""
     from recommender.embedding.backends import model_id_for
     from recommender.embedding.encoder import ArticleEncoder
+    from recommender.engine import Engine, IndexUnavailable
     from recommender.indexing import BuildReport, build_index, read_input
-    from recommender.storage.collection import Collection, IndexUnavailable
-    from recommender.storage.vectors import IndexConfig
 
     directory = index or Path("index") / f"eval-{input.stem}"
     wanted = {a.id for a in read_input(input, BuildReport(input, directory))}
     try:
-        existing = Collection.load(directory, model_id=model_id_for(settings))
-        if set(existing.store.ids) == wanted and existing.lexical is not None:
+        existing = Engine(directory, settings, model_id=model_id_for(settings))
+        same = set(existing.gen.mirror.slot_of) == wanted
+        existing.close()
+        if same:
             return directory
     except IndexUnavailable:
         pass
     err.print(f"indexing {input} into {directory}", highlight=False)
-    build_index(input, directory, ArticleEncoder.from_settings(settings), IndexConfig())
+    build_index(input, directory, ArticleEncoder.from_settings(settings), settings)
     return directory
 
 
@@ -258,18 +361,20 @@ def eval_run(
     stage: Annotated[
         str, typer.Option(help="ranked (relevance) or final (what readers see)")
     ] = "ranked",
-    method: Annotated[str, typer.Option(help="pipeline, dense, tfidf or bm25")] = "pipeline",
+    method: Annotated[
+        str, typer.Option(help="pipeline, stored (the served lists), dense, tfidf or bm25")
+    ] = "pipeline",
     index: IndexOpt = None,
 ) -> None:
     """Related stories of every query article, as a run file to score."""
+    from recommender.engine import Engine
     from recommender.eval.metrics import read_queries, write_run
     from recommender.eval.runs import run_queries
-    from recommender.storage.collection import Collection
 
     if stage not in ("ranked", "final"):
         raise _fail(f"--stage must be 'ranked' or 'final', not '{stage}'")
-    if method not in ("pipeline", "dense", "tfidf", "bm25"):
-        raise _fail(f"--method must be pipeline, dense, tfidf or bm25, not '{method}'")
+    if method not in ("pipeline", "stored", "dense", "tfidf", "bm25"):
+        raise _fail(f"--method must be pipeline, stored, dense, tfidf or bm25, not '{method}'")
     if not 1 <= k <= 50:
         raise _fail(f"--k must be from 1 to 50, not {k}")
     for path in (input, queries):
@@ -277,16 +382,18 @@ def eval_run(
             raise _fail(f"file not found: {path}")
     settings = Settings()
     directory = _eval_collection(input, index, settings)
-    collection = Collection.load(directory)
-    run, missing = run_queries(
-        collection,
-        read_queries(queries),
-        method=method,  # type: ignore[arg-type]
-        stage=stage,  # type: ignore[arg-type]
-        k=k,
-        config=settings.ranking,
-        progress=True,
-    )
+    engine = Engine(directory, settings)
+    try:
+        run, missing = run_queries(
+            engine,
+            read_queries(queries),
+            method=method,  # type: ignore[arg-type]
+            stage=stage,  # type: ignore[arg-type]
+            k=k,
+            progress=True,
+        )
+    finally:
+        engine.close()
     write_run(run_path, run)
     if missing:
         err.print(f"[yellow]{len(missing)} query ids are not in the index[/yellow]")

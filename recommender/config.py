@@ -29,13 +29,38 @@ class Settings(BaseSettings):
     max_tokens: int = 512
     cache_path: Path = Path("index/embedding-cache.sqlite")
     index_dir: Path = Path("index/default")
-    response_cache_size: int = Field(
-        default=20_000, ge=0, description="API answers kept in memory (LRU), 0 to disable"
+    response_cache_bytes: int = Field(
+        default=64 * 2**20,
+        ge=0,
+        description="bytes of computed API answers kept in memory (LRU), 0 to disable",
     )
+    max_k: int = Field(
+        default=20, ge=1, le=50, description="items of every stored (materialized) related list"
+    )
+    reverse_neighbours: int = Field(
+        default=20,
+        ge=0,
+        description="a written article's best-ranked neighbours whose stored lists are re-ranked",
+    )
+    refresh_hours: float = Field(
+        default=24.0,
+        ge=0.0,
+        description="a serving process recomputes every stored list at least this often (0: off)",
+    )
+    follow_seconds: float = Field(
+        default=0.2, gt=0.0, description="how often a serving process checks for a new generation"
+    )
+    api_keys: str = Field(
+        default="", description="comma-separated keys that may write (`Authorization: Bearer`)"
+    )
+    max_batch: int = Field(default=1_000, ge=1, description="articles per bulk write at most")
     ranking: RankingConfig = Field(
         default_factory=RankingConfig,
         description="Ranking defaults; e.g. RECOMMENDER_RANKING__FRESHNESS_WINDOW_DAYS=3",
     )
+
+    def write_keys(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
 
     def model_path(self) -> str:
         """What to hand to SentenceTransformer: a local directory if one exists, else the name."""

@@ -1,4 +1,5 @@
-"""Batch indexing: input file -> validated articles -> vectors -> a complete index directory.
+"""Batch indexing: input file -> validated articles -> vectors -> a new generation, or
+upserts into the served one.
 
 A bad row never stops the run and is never dropped silently: it is reported with its line and
 reason and written to the rejects file. A repeated id keeps the later row, with a warning.
@@ -8,18 +9,24 @@ Re-running after an interruption is cheap: vectors already encoded come from the
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+from tqdm import tqdm
 
 from recommender.articles import Article
+from recommender.config import Settings
 from recommender.embedding.encoder import ArticleEncoder
+from recommender.engine import Engine, WriteResult, build_generation, current_head, prepare
 from recommender.inputs import Reject, read_rows
-from recommender.storage.collection import Collection, Manifest
 from recommender.storage.fsutil import write_atomic
+from recommender.storage.lexical import LexicalConfig
 from recommender.storage.vectors import IndexConfig
+
+UPDATE_BATCH = 256
 
 
 @dataclass
@@ -38,7 +45,8 @@ class BuildReport:
     rejects: list[Reject] = field(default_factory=list)
     duplicates: list[Duplicate] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-    manifest: Manifest | None = None
+    generation: Path | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_seconds(self) -> float:
@@ -59,6 +67,7 @@ class BuildReport:
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "total_seconds": round(self.total_seconds, 2),
             "articles_per_second": round(self.articles_per_second, 2),
+            **({"statuses": self.statuses} if self.statuses else {}),
         }
 
 
@@ -84,14 +93,32 @@ def write_rejects(path: Path, rejects: list[Reject]) -> None:
     write_atomic(path, b"".join(line + b"\n" for line in lines))
 
 
+def index_meta(encoder: ArticleEncoder, lexical: LexicalConfig) -> dict[str, Any]:
+    """What a generation records about how it was made."""
+    return {
+        "model_id": encoder.model_id,
+        "dim": encoder.dim,
+        "encoder": {
+            "backend": encoder.backend.name,
+            "strategy": encoder.strategy,
+            "window_tokens": encoder.window_tokens,
+        },
+        "lexical": lexical.model_dump(),
+    }
+
+
 def build_index(
     input_path: Path,
     index_dir: Path,
     encoder: ArticleEncoder,
-    config: IndexConfig,
+    settings: Settings,
+    config: IndexConfig | None = None,
     progress: bool = True,
 ) -> BuildReport:
+    """A new generation of `index_dir` holding exactly the valid articles of `input_path`
+    (plus the writes the served generation takes meanwhile), made current when complete."""
     report = BuildReport(input=input_path, index_dir=index_dir)
+    since = current_head(index_dir)
     t0 = time.perf_counter()
     articles = read_input(input_path, report)
     t1 = time.perf_counter()
@@ -99,19 +126,37 @@ def build_index(
         raise ValueError(f"{input_path}: no valid articles ({len(report.rejects)} rejected)")
     vectors = encoder.encode_articles(articles, progress=progress)
     t2 = time.perf_counter()
-    report.manifest = Collection.write(
+    lexical = LexicalConfig()
+    report.generation = build_generation(
         index_dir,
-        articles,
-        vectors,
-        model_id=encoder.model_id,
-        encoder_info={
-            "backend": encoder.backend.name,
-            "strategy": encoder.strategy,
-            "window_tokens": encoder.window_tokens,
-        },
-        config=config,
+        prepare(articles, vectors, lexical),
+        index_meta(encoder, lexical),
+        settings,
+        config,
+        progress=progress,
+        since=since,
     )
     t3 = time.perf_counter()
     report.indexed = len(articles)
     report.seconds = {"read": t1 - t0, "encode": t2 - t1, "index": t3 - t2}
+    return report
+
+
+def update_index(input_path: Path, engine: Engine, progress: bool = True) -> BuildReport:
+    """Upsert the valid articles of `input_path` into the served index, in transactions of
+    `UPDATE_BATCH` articles (an interrupted run keeps what it committed; re-run to resume)."""
+    report = BuildReport(input=input_path, index_dir=engine.directory.path)
+    t0 = time.perf_counter()
+    articles = read_input(input_path, report)
+    t1 = time.perf_counter()
+    results: list[WriteResult] = []
+    with tqdm(total=len(articles), unit="art", desc="updating", disable=not progress) as bar:
+        for start in range(0, len(articles), UPDATE_BATCH):
+            batch = articles[start : start + UPDATE_BATCH]
+            results += engine.upsert(batch)
+            bar.update(len(batch))
+    t2 = time.perf_counter()
+    report.indexed = sum(r.status != "unchanged" for r in results)
+    report.statuses = dict(Counter(r.status for r in results))
+    report.seconds = {"read": t1 - t0, "write": t2 - t1}
     return report

@@ -25,7 +25,8 @@ class Reject:
     raw: str
 
 
-def _reason(err: ValidationError) -> str:
+def validation_reason(err: ValidationError) -> str:
+    """A validation error as one line naming each field at fault."""
     parts = []
     for e in err.errors():
         field = ".".join(str(p) for p in e["loc"]) or "row"
@@ -58,7 +59,7 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
             try:
                 yield lineno, parse_article(data)
             except ValidationError as exc:
-                yield lineno, Reject(str(path), lineno, _reason(exc), text)
+                yield lineno, Reject(str(path), lineno, validation_reason(exc), text)
 
 
 def _read_csv(path: Path) -> Iterator[Row]:
@@ -74,7 +75,7 @@ def _read_csv(path: Path) -> Iterator[Row]:
             try:
                 yield lineno, parse_article({k: v for k, v in row.items() if v != ""})
             except ValidationError as exc:
-                yield lineno, Reject(str(path), lineno, _reason(exc), raw)
+                yield lineno, Reject(str(path), lineno, validation_reason(exc), raw)
 
 
 def read_rows(path: Path) -> Iterator[Row]:

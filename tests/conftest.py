@@ -14,10 +14,9 @@ from recommender.embedding.backends import SentenceTransformerBackend
 from recommender.embedding.cache import EmbeddingCache
 from recommender.embedding.encoder import ArticleEncoder
 from recommender.embedding.modelbuild import build_model
+from recommender.engine import Engine
 from recommender.indexing import build_index
 from recommender.inputs import read_articles
-from recommender.storage.collection import Collection
-from recommender.storage.vectors import IndexConfig
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / "models" / DEFAULT_MODEL
@@ -64,15 +63,17 @@ def sample_articles() -> list[Article]:
 
 
 @pytest.fixture(scope="session")
-def sample_index(encoder: ArticleEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample corpus indexed once for the whole session."""
+def sample_index(
+    encoder: ArticleEncoder, tmp_path_factory: pytest.TempPathFactory, settings_factory
+) -> Path:  # type: ignore[no-untyped-def]
+    """The sample corpus indexed once for the whole session (tests must not write to it)."""
     directory = tmp_path_factory.mktemp("index") / "sample"
-    build_index(sample_corpus(), directory, encoder, IndexConfig(), progress=False)
+    build_index(sample_corpus(), directory, encoder, settings_factory(), progress=False)
     return directory
 
 
 @pytest.fixture()
-def sample_collection(sample_index: Path) -> Iterator[Collection]:
-    collection = Collection.load(sample_index)
-    yield collection
-    collection.close()
+def sample_engine(sample_index: Path, settings_factory) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    engine = Engine(sample_index, settings_factory(index_dir=sample_index))
+    yield engine
+    engine.close()

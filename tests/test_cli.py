@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from recommender.articles import Article
 from recommender.cli import app
-from recommender.storage.collection import Collection
+from recommender.config import Settings
+from recommender.engine import Engine
 
 runner = CliRunner()
 
@@ -42,13 +43,14 @@ def test_index_build_reports_rejects_and_duplicates(
     assert f"duplicate id '{good[1]['id']}' at lines 2 and 9: keeping line 9" in result.output
     rejects = [json.loads(x) for x in (env / "idx.rejects.jsonl").read_text().splitlines()]
     assert [r["line"] for r in rejects] == [3, 5]
-    c = Collection.load(index)
-    assert len(c) == 6 and c.store.get(good[1]["id"]).title == "Обновено заглавие"  # type: ignore[union-attr]
+    engine = Engine(index, Settings())
+    assert len(engine) == 6 and engine.article(good[1]["id"]).title == "Обновено заглавие"  # type: ignore[union-attr]
+    engine.close()
 
     stats = runner.invoke(app, ["index", "stats", "--index", str(index), "--json"])
     assert stats.exit_code == 0, stats.output
     summary = json.loads(stats.output)
-    assert summary["count"] == 6 and sum(summary["sections"].values()) == 6
+    assert summary["articles"] == 6 and sum(summary["sections"].values()) == 6
 
 
 def test_related_text_and_json(

@@ -1,13 +1,18 @@
+"""The vector index (mutable FAISS with tombstones), the store and the generations directory."""
+
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
 
 from recommender.articles import Article
-from recommender.storage.collection import FORMAT_VERSION, Collection, IndexUnavailable
+from recommender.config import Settings
+from recommender.engine import Engine, IndexUnavailable, Prepared, build_generation
+from recommender.storage.generations import IndexDir
+from recommender.storage.store import FORMAT_VERSION, Store
 from recommender.storage.vectors import IndexConfig, VectorIndex
+from recommender.text.entities import Entities
 
 
 def _vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -30,74 +35,133 @@ def _articles(n: int) -> list[Article]:
     ]
 
 
+def _mask(size: int, slots: list[int] | np.ndarray) -> np.ndarray:
+    mask = np.zeros(size, dtype=bool)
+    mask[slots] = True
+    return mask
+
+
 def test_flat_search_is_exact_and_honours_filters() -> None:
     v = _vectors(500)
-    index = VectorIndex.build(v, IndexConfig())
+    index = VectorIndex.build(np.arange(500), v, IndexConfig())
     assert index.kind == "flat"
-    rows, scores = index.search(v[7], 10)
+    slots, scores = index.search(v[7], 10)
     expected = np.argsort(-(v @ v[7]))[:10]
-    assert rows.tolist() == expected.tolist()
+    assert slots.tolist() == expected.tolist()
     assert scores[0] == pytest.approx(1.0, abs=1e-5)
-    rows, _ = index.search(v[7], 10, exclude={7, int(expected[1])})
-    assert 7 not in rows and int(expected[1]) not in rows and len(rows) == 10
-    allowed = np.arange(0, 500, 5)
-    rows, _ = index.search(v[7], 10, exclude={10}, allowed=allowed)
-    assert len(rows) == 10 and all(r % 5 == 0 and r != 10 for r in rows)
+    allowed = _mask(500, np.arange(0, 500, 5))
+    allowed[10] = False
+    slots, _ = index.search(v[7], 10, allowed=allowed)
+    assert len(slots) == 10 and all(s % 5 == 0 and s != 10 for s in slots)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_removed_slots_never_come_back_and_new_ones_are_found(kind: str) -> None:
+    v = _vectors(700, dim=48, seed=2)
+    index = VectorIndex.build(np.arange(600), v[:600], IndexConfig(kind=kind))  # type: ignore[arg-type]
+    for slot in range(600, 700):
+        index.add(slot, v[slot])
+    assert index.search(v[650], 1)[0].tolist() == [650]
+    removed = list(range(0, 200))
+    for slot in removed:
+        index.remove(slot)
+    assert len(index) == 500
+    for q in (5, 50, 150):
+        slots, _ = index.search(v[q], 20)
+        assert len(slots) == 20 and not set(slots.tolist()) & set(removed)
+    if kind == "hnsw":
+        assert index.params()["tombstones"] < 0.2 * 700  # rebuilt once tombstones passed 20%
 
 
 def test_hnsw_above_threshold_keeps_recall_and_filters() -> None:
     v = _vectors(3000, dim=48, seed=1)
     config = IndexConfig(hnsw_threshold=1000, exact_below_allowed=10)
-    index = VectorIndex.build(v, config)
+    index = VectorIndex.build(np.arange(3000), v, config)
     assert index.kind == "hnsw"
     hits = 0
     for q in range(0, 3000, 100):
         exact = set(np.argsort(-(v @ v[q]))[:10].tolist())
-        rows, _ = index.search(v[q], 10)
-        hits += len(exact & set(rows.tolist()))
+        slots, _ = index.search(v[q], 10)
+        hits += len(exact & set(slots.tolist()))
     assert hits / (30 * 10) >= 0.95
-    allowed = np.arange(0, 3000, 2)
-    rows, _ = index.search(v[4], 10, exclude={4}, allowed=allowed)
-    assert len(rows) == 10 and all(r % 2 == 0 and r != 4 for r in rows)
+    allowed = _mask(3000, np.arange(0, 3000, 2))
+    allowed[4] = False
+    slots, _ = index.search(v[4], 10, allowed=allowed)
+    assert len(slots) == 10 and all(s % 2 == 0 and s != 4 for s in slots)
 
 
-def test_collection_roundtrip_and_manifest(tmp_path: Path) -> None:
-    arts, v = _articles(40), _vectors(40)
+def _prepared(n: int) -> list[Prepared]:
+    return [
+        Prepared(a, v, {"заглав": 1, f"т{i}": 1}, Entities())
+        for i, (a, v) in enumerate(zip(_articles(n), _vectors(n), strict=True))
+    ]
+
+
+META = {"model_id": "model-a", "dim": 32}
+
+
+def test_generation_roundtrip(tmp_path: Path) -> None:
     target = tmp_path / "idx"
-    manifest = Collection.write(target, arts, v, "model-a", {"backend": "x"}, IndexConfig())
-    assert manifest.count == 40 and manifest.dim == 32 and manifest.index["kind"] == "flat"
-    c = Collection.load(target, model_id="model-a")
-    assert len(c) == 40 and c.store.ids[3] == "id-3"
-    assert c.store.get("id-3") == arts[3]
-    assert c.store.get_rows([5, 2]) == [arts[5], arts[2]]
-    assert np.allclose(c.index.vectors[c.store.row_of("id-9")], v[9])
-    sport = c.store.rows_matching(section="sport")
-    assert sorted(sport.tolist()) == list(range(1, 40, 2))
-    since = c.store.rows_matching(since=datetime(2026, 7, 25, tzinfo=UTC))
-    assert all(arts[r].published.day >= 25 for r in since)  # type: ignore[union-attr]
-    assert [p.name for p in tmp_path.iterdir()] == ["idx"]
+    settings = Settings(index_dir=target)
+    first = build_generation(target, _prepared(40), META, settings, progress=False)
+    engine = Engine(target, settings, model_id="model-a")
+    assert len(engine) == 40 and engine.article("id-3") == _articles(40)[3]
+    assert engine.stored_list("id-3") is not None
+    mirror = engine.gen.mirror
+    assert np.allclose(mirror.vectors.vectors[mirror.slot_of["id-9"]], _vectors(40)[9])
+    sport = mirror.allowed(section="sport")
+    assert sport is not None and sorted(np.flatnonzero(sport).tolist()) == list(range(1, 40, 2))
+    engine.close()
+    second = build_generation(target, _prepared(10), META, settings, progress=False)
+    assert first.name == "gen-000001" and second.name == "gen-000002"
+    assert sorted(p.name for p in target.iterdir()) == ["CURRENT", "gen-000002"]
 
 
-def test_collection_refuses_other_model_and_format(tmp_path: Path) -> None:
+def test_engine_refuses_other_model_old_format_and_missing(tmp_path: Path) -> None:
     target = tmp_path / "idx"
-    Collection.write(target, _articles(3), _vectors(3), "model-a", {}, IndexConfig())
+    settings = Settings(index_dir=target)
+    generation = build_generation(target, _prepared(3), META, settings, progress=False)
     with pytest.raises(IndexUnavailable, match="built with model 'model-a'"):
-        Collection.load(target, model_id="model-b")
-    manifest = orjson.loads((target / "manifest.json").read_bytes())
-    manifest["format_version"] = FORMAT_VERSION - 1
-    (target / "manifest.json").write_bytes(orjson.dumps(manifest))
+        Engine(target, settings, model_id="model-b")
+    store = Store(generation / Store.FILENAME)
+    store.db.execute(
+        "UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION - 1),)
+    )
+    store.close()
     with pytest.raises(IndexUnavailable, match="format version"):
-        Collection.load(target)
+        Engine(target, settings)
     with pytest.raises(IndexUnavailable, match="no index at"):
-        Collection.load(tmp_path / "missing")
+        Engine(tmp_path / "missing", settings)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "manifest.json").write_text("{}")
+    with pytest.raises(IndexUnavailable, match="older format"):
+        Engine(old, settings)
 
 
-def test_failed_build_leaves_the_old_index_intact(tmp_path: Path) -> None:
+def test_failed_build_leaves_the_old_generation_current(tmp_path: Path) -> None:
     target = tmp_path / "idx"
-    Collection.write(target, _articles(3), _vectors(3), "model-a", {}, IndexConfig())
-    broken = _articles(3)
-    broken.append(broken[0])
-    with pytest.raises(Exception, match="UNIQUE"):
-        Collection.write(target, broken, _vectors(4), "model-a", {}, IndexConfig())
-    assert len(Collection.load(target)) == 3
-    assert [p.name for p in tmp_path.iterdir()] == ["idx"]
+    settings = Settings(index_dir=target)
+    build_generation(target, _prepared(3), META, settings, progress=False)
+    broken = _prepared(3)
+    broken.append(Prepared(_articles(4)[3], np.ones(16, np.float32), {}, Entities()))
+    with pytest.raises(ValueError):
+        build_generation(target, broken, META, settings, progress=False)
+    engine = Engine(target, settings)
+    assert len(engine) == 3
+    engine.close()
+    assert sorted(p.name for p in target.iterdir()) == ["CURRENT", "gen-000001"]
+
+
+def test_collect_keeps_a_generation_in_use_and_stale_staging_goes(tmp_path: Path) -> None:
+    target = tmp_path / "idx"
+    settings = Settings(index_dir=target)
+    build_generation(target, _prepared(3), META, settings, progress=False)
+    reader = Engine(target, settings)
+    (target / ".gen-000009.tmp-dead").mkdir()  # what a killed build leaves
+    build_generation(target, _prepared(4), META, settings, progress=False)
+    assert sorted(p.name for p in target.iterdir()) == ["CURRENT", "gen-000001", "gen-000002"]
+    assert reader.follow() and len(reader) == 4
+    assert sorted(p.name for p in target.iterdir()) == ["CURRENT", "gen-000002"]
+    reader.close()
+    assert IndexDir(target).current().name == "gen-000002"

@@ -1,9 +1,11 @@
 """Related stories for an indexed article (from its stored vector) or for a new text.
 
-Candidates come from the FAISS index (dense) and the lexical index (TF-IDF), with the filters
-applied inside both searches so the list still fills up; `recommender.ranking.signals` fuses the
-signals, and the final stage de-duplicates stories, applies the minimum score with its fallback
-ladder and diversifies.
+Everything is read from the in-memory mirror (`recommender.storage.mirror`): candidates come
+from the vector index (dense) and the lexical index (TF-IDF), with the filters applied inside
+both searches so the list still fills up; `recommender.ranking.signals` fuses the signals, and
+`recommender.ranking.final` de-duplicates stories, applies the minimum score with its fallback
+ladder and diversifies. `RelatedQuery` is the one declaration of the per-request parameters
+(the API, the CLI and the eval harness all take it).
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
 from recommender.articles import Article
-from recommender.embedding.encoder import ArticleEncoder
 from recommender.ranking.config import RankingConfig
 from recommender.ranking.final import final_list
 from recommender.ranking.signals import Candidate, Ranker, Scored
-from recommender.storage.collection import Collection
-from recommender.text.entities import Entities, Overlap, article_entities, overlaps
+from recommender.storage.mirror import Mirror
+from recommender.text.entities import Entities, Overlap, overlaps
 
 MAX_K = 50
 QUERY_ID = "\x00query"
@@ -52,6 +53,10 @@ class RelatedQuery(BaseModel):
         default=None, ge=0.0, description="days around the article with no freshness penalty"
     )
 
+    def is_default(self, max_k: int) -> bool:
+        """Default parameters and at most `max_k` items: what the stored lists answer."""
+        return self.k <= max_k and self == RelatedQuery(k=self.k)
+
     def ranking_config(self, base: RankingConfig) -> RankingConfig:
         update: dict[str, object] = {"k": self.k}
         if self.diversity is not None:
@@ -76,12 +81,24 @@ class RelatedItem:
     def of(cls, scored: Scored) -> RelatedItem:
         return cls(scored.article, scored.score, scored.reason, scored.parts)
 
+    def record(self) -> dict[str, object]:
+        """The item as the API renders it (JSON-ready)."""
+        a = self.article
+        return {
+            "id": a.id,
+            "url": a.url,
+            "title": a.title,
+            "lead": a.lead,
+            "published": a.published.isoformat() if a.published else None,
+            "section": a.section,
+            "source": a.source,
+            "score": round(self.score, 6),
+            "reason": self.reason,
+            "parts": {k: round(v, 6) for k, v in self.parts.items()},
+        }
+
 
 class ArticleNotFound(KeyError):
-    pass
-
-
-class EncoderUnavailable(RuntimeError):
     pass
 
 
@@ -92,137 +109,104 @@ def single_threaded_math() -> None:
     faiss.omp_set_num_threads(1)
 
 
-class RelatedService:
-    """Related stories over one loaded collection."""
+@dataclass(frozen=True)
+class Query:
+    """What a related list is computed for: an indexed article (with its slot) or a new text."""
 
-    def __init__(
-        self,
-        collection: Collection,
-        encoder: ArticleEncoder | None = None,
-        config: RankingConfig | None = None,
-    ) -> None:
-        single_threaded_math()
-        self.collection = collection
-        self.encoder = encoder
+    article: Article
+    vector: np.ndarray
+    entities: Entities
+    slot: int | None = None
+    terms: dict[str, int] | None = None
+
+
+class Related:
+    """Related stories over a mirror. Each call holds the mirror's lock while it reads it."""
+
+    def __init__(self, mirror: Mirror, config: RankingConfig | None = None) -> None:
+        self.mirror = mirror
         self.config = config or RankingConfig()
 
-    def _allowed(self, q: RelatedQuery) -> np.ndarray | None:
-        if q.section is None and q.source is None and q.since is None and q.until is None:
-            return None
-        return self.collection.store.rows_matching(q.section, q.source, q.since, q.until)
+    def query_of(self, article_id: str) -> Query:
+        m = self.mirror
+        with m.lock:
+            slot = m.slot_of.get(article_id)
+            if slot is None:
+                raise ArticleNotFound(article_id)
+            return Query(m.story(slot), m.vectors.vectors[slot].copy(), m.entities[slot], slot)
 
-    def _lexical_rows(
-        self, query: Article, size: int, exclude: set[int], allowed: np.ndarray | None
+    def _lexical(
+        self, query: Query, size: int, mask: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        lexical = self.collection.lexical
-        if lexical is None:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        scores = lexical.scores(query)
-        mask = np.zeros(len(scores), dtype=bool)
-        if allowed is None:
-            mask[:] = True
+        lexical = self.mirror.lexical
+        if query.slot is not None:
+            scores = lexical.scores_of_slot(query.slot)
         else:
-            mask[allowed] = True
-        mask[list(exclude)] = False
-        mask &= scores > 0
-        rows = np.flatnonzero(mask)
-        if len(rows) > size:
-            rows = rows[np.argpartition(-scores[rows], size - 1)[:size]]
-        return rows.astype(np.int64), scores
+            scores = lexical.scores(query.terms or {})
+        keep = scores > 0
+        if mask is not None:
+            keep[: len(mask)] &= mask[: len(keep)]
+            keep[len(mask) :] = False
+        if query.slot is not None:
+            keep[query.slot] = False
+        slots = np.flatnonzero(keep)
+        if len(slots) > size:
+            slots = slots[np.argpartition(-scores[slots], size - 1)[:size]]
+        return slots.astype(np.int64), scores
 
-    def _candidates(
-        self,
-        query: Article,
-        vector: np.ndarray,
-        entities: Entities,
-        q: RelatedQuery,
-        config: RankingConfig,
-        exclude: set[int],
-    ) -> list[Candidate]:
-        c = self.collection
-        for article_id in q.exclude:
-            row = c.store.row_of(article_id)
-            if row is not None:
-                exclude.add(row)
-        allowed = self._allowed(q)
-        hybrid = q.method == "hybrid" and c.lexical is not None
+    def _candidates(self, query: Query, q: RelatedQuery, config: RankingConfig) -> list[Candidate]:
+        m = self.mirror
+        mask = m.allowed(q.section, q.source, q.since, q.until, q.exclude)
+        if query.slot is not None:
+            mask = np.ones(m.size, dtype=bool) if mask is None else mask
+            mask[query.slot] = False
+        hybrid = q.method == "hybrid"
         # the dense order alone needs no more candidates than the stage that follows keeps
         pool = config.pool_size if hybrid else q.k if q.stage == "ranked" else config.final_pool
-        dense_rows, _ = c.index.search(vector, pool, exclude, allowed)
+        slots, _ = m.vectors.search(query.vector, pool, mask)
         lexical_scores = None
-        rows = dense_rows
         if hybrid:
-            lexical_rows, lexical_scores = self._lexical_rows(
-                query, config.pool_size, exclude, allowed
-            )
-            rows = np.union1d(dense_rows, lexical_rows)
-        rows_list = [int(r) for r in rows]
-        vectors = np.array(c.index.vectors[rows_list], dtype=np.float32)
-        dense = vectors @ vector
-        articles = c.store.get_rows(rows_list, with_body=False)
-        stats = c.entity_stats
+            lexical_slots, lexical_scores = self._lexical(query, config.pool_size, mask)
+            slots = np.union1d(slots, lexical_slots)
+        slot_list = [int(s) for s in slots]
+        vectors = m.vectors.vectors[slot_list]
+        dense = vectors @ query.vector
         shared = (
-            overlaps(entities, c.store.entities_of(rows_list), stats)
-            if stats is not None and q.method == "hybrid"
+            overlaps(query.entities, [m.entities[s] for s in slot_list], m.entity_stats)
+            if hybrid
             else None
         )
         return [
             Candidate(
-                article=a,
+                article=m.story(s),
                 dense=float(dense[i]),
-                lexical=float(lexical_scores[r]) if lexical_scores is not None else 0.0,
+                lexical=float(lexical_scores[s]) if lexical_scores is not None else 0.0,
                 entities=shared[i] if shared is not None else NO_OVERLAP,
                 vector=vectors[i],
-                terms=c.lexical.row_terms(r) if c.lexical is not None else None,
+                terms=m.lexical.row_terms(s),
             )
-            for i, (r, a) in enumerate(zip(rows_list, articles, strict=True))
+            for i, s in enumerate(slot_list)
         ]
 
-    def _related(
-        self,
-        query: Article,
-        vector: np.ndarray,
-        entities: Entities,
-        q: RelatedQuery,
-        exclude: set[int],
-    ) -> list[RelatedItem]:
+    def ranked(self, query: Query, q: RelatedQuery) -> tuple[list[Scored], list[RelatedItem]]:
+        """The ranked candidates and the items the stage asked for keeps."""
         config = q.ranking_config(self.config)
-        candidates = self._candidates(query, vector, entities, q, config, exclude)
-        ranked = Ranker(config).rank(query, candidates)
-        items = ranked[: q.k] if q.stage == "ranked" else final_list(query, ranked, config)
-        return [RelatedItem.of(s) for s in items]
+        with self.mirror.lock:
+            candidates = self._candidates(query, q, config)
+        ranked = Ranker(config).rank(query.article, candidates)
+        items = ranked[: q.k] if q.stage == "ranked" else final_list(query.article, ranked, config)
+        return ranked, [RelatedItem.of(s) for s in items]
 
     def for_id(self, article_id: str, q: RelatedQuery) -> list[RelatedItem]:
-        c = self.collection
-        row = c.store.row_of(article_id)
-        if row is None:
-            raise ArticleNotFound(article_id)
-        query = c.store.get(article_id)
-        assert query is not None
-        (entities,) = c.store.entities_of([row])
-        return self._related(query, np.asarray(c.index.vectors[row]), entities, q, {row})
+        return self.ranked(self.query_of(article_id), q)[1]
 
-    def for_text(
-        self,
-        title: str,
-        lead: str,
-        body: str,
-        q: RelatedQuery,
-        published: datetime | None = None,
-        section: str | None = None,
-    ) -> list[RelatedItem]:
-        if self.encoder is None:
-            raise EncoderUnavailable("no encoder is loaded for text queries")
-        query = Article.model_construct(
-            id=QUERY_ID,
-            title=title,
-            lead=lead,
-            body=body,
-            published=published,
-            section=section,
-            tags=[],
-            url=None,
-            source=None,
-        )
-        vector = self.encoder.encode_one(title, lead, body)
-        return self._related(query, vector, article_entities(query), q, set())
+    def for_text(self, query: Query, q: RelatedQuery) -> list[RelatedItem]:
+        return self.ranked(query, q)[1]
+
+
+def text_query(
+    article: Article, vector: np.ndarray, entities: Entities, terms: dict[str, int]
+) -> Query:
+    """A query for an article that is not indexed, with its own id made unmatchable."""
+    story = article.model_copy(update={"id": QUERY_ID})
+    return Query(story, vector, entities, None, terms)

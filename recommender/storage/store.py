@@ -1,15 +1,32 @@
-"""The article store: one SQLite file per index with every field the website renders.
+"""The store: one SQLite file per generation, the source of truth and the log.
 
-Row numbers are the FAISS ids: row `i` of the store is vector `i` of the index, so a string id
-maps to exactly one FAISS id and back.
+Tables:
+    meta      model id, dimension, encoder and index settings, format version, created time
+    articles  every field the website renders, the body, the content hash, and the derived
+              signals written with it: the vector, the term counts, the named entities, and
+              the article's slot (its position in the in-memory arrays and its FAISS id; a new
+              version of an article gets a new slot, slots are never reused)
+    changes   the log: one row per accepted write (`upsert` or `delete` of an id), numbered
+    lists     the materialized related list of every article (final stage, default
+              parameters, `max_k` items, rendered as JSON) with the change it was computed at
+    listed    who lists whom: (item, list) for every item of every stored list
+
+Every accepted write is one transaction (`Store.transaction`): the article, its signals, its
+change row and the lists it changes commit together, or not at all. The database runs in WAL
+mode with `synchronous=FULL`, so a committed write survives a killed process (and a power
+cut), and readers in other processes never wait for a writer. Connections are per thread.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -17,10 +34,15 @@ import orjson
 from recommender.articles import Article
 from recommender.text.entities import Entities
 
+FORMAT_VERSION = 3
+BUSY_TIMEOUT_MS = 60_000
+Op = Literal["upsert", "delete"]
+
 _SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE articles (
-    row INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
+    id TEXT PRIMARY KEY,
+    slot INTEGER NOT NULL UNIQUE,
     url TEXT,
     title TEXT NOT NULL,
     lead TEXT NOT NULL,
@@ -31,31 +53,68 @@ CREATE TABLE articles (
     tags TEXT NOT NULL,
     source TEXT,
     content_hash TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    entities TEXT
+    vector BLOB NOT NULL,
+    terms BLOB NOT NULL,
+    entities BLOB NOT NULL,
+    seq INTEGER NOT NULL
 );
 CREATE INDEX articles_published ON articles (published_utc);
+CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+    id TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE lists (
+    id TEXT PRIMARY KEY,
+    items BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    computed_at TEXT NOT NULL
+);
+CREATE TABLE listed (
+    item TEXT NOT NULL,
+    list TEXT NOT NULL,
+    PRIMARY KEY (item, list)
+) WITHOUT ROWID;
 """
-_COLUMNS = "row, id, url, title, lead, body, published, section, tags, source"
-_COLUMNS_NO_BODY = "row, id, url, title, lead, '' AS body, published, section, tags, source"
+_STORY = "slot, id, url, title, lead, published, section, tags, source"
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be used (missing, another format version)."""
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article row as the in-memory mirror needs it: the story (no body) and its signals."""
+
+    slot: int
+    story: Article
+    vector: np.ndarray
+    terms: dict[str, int]
+    entities: Entities
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    op: Op
+    id: str
 
 
 def _utc(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment else None
 
 
-def _entities_json(entities: Entities) -> str:
-    return orjson.dumps({"counts": entities.counts, "names": entities.names}).decode()
-
-
-def _to_article(row: sqlite3.Row) -> Article:
+def _story(row: sqlite3.Row, body: str = "") -> Article:
     """Rows were validated on the way in, so they are constructed without validating again."""
     return Article.model_construct(
         id=row["id"],
         url=row["url"],
         title=row["title"],
         lead=row["lead"],
-        body=row["body"],
+        body=body,
         published=datetime.fromisoformat(row["published"]) if row["published"] else None,
         section=row["section"],
         tags=orjson.loads(row["tags"]),
@@ -63,146 +122,271 @@ def _to_article(row: sqlite3.Row) -> Article:
     )
 
 
-class ArticleStore:
-    """Read access to a finished store; `ArticleStore.write` creates a new one."""
+def _entities(raw: bytes) -> Entities:
+    data = orjson.loads(raw)
+    return Entities(data.get("counts", {}), data.get("names", {}))
 
-    FILENAME = "articles.sqlite"
+
+def _stored(row: sqlite3.Row) -> StoredArticle:
+    return StoredArticle(
+        slot=int(row["slot"]),
+        story=_story(row),
+        vector=np.frombuffer(row["vector"], dtype=np.float32),
+        terms=orjson.loads(row["terms"]),
+        entities=_entities(row["entities"]),
+        content_hash=row["content_hash"],
+    )
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Store:
+    """Access to one store file; one SQLite connection per thread."""
+
+    FILENAME = "store.sqlite"
 
     def __init__(self, path: Path) -> None:
         if not path.is_file():
-            raise FileNotFoundError(f"article store not found: {path}")
+            raise StoreError(f"store not found: {path}")
         self.path = path
-        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._row_of: dict[str, int] = dict(
-            (r["id"], r["row"]) for r in self._db.execute("SELECT id, row FROM articles")
-        )
-        self._ids = [""] * len(self._row_of)
-        for article_id, row in self._row_of.items():
-            self._ids[row] = article_id
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        version = self.meta().get("format_version")
+        if version != FORMAT_VERSION:
+            raise StoreError(
+                f"store {path} has format version {version}; this version reads "
+                f"{FORMAT_VERSION}. Rebuild the index with `recommender index build`"
+            )
 
     @staticmethod
-    def write(
-        path: Path,
-        articles: Iterable[Article],
-        model_id: str,
-        entities: Sequence[Entities] | None = None,
-    ) -> int:
-        """Write a new store; rows are numbered in the order given. Returns the count."""
-        db = sqlite3.connect(path)
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    @classmethod
+    def create(cls, path: Path, meta: dict[str, Any]) -> Store:
+        """A new, empty store with its meta data."""
+        db = cls._connect(path)
         try:
             db.executescript(_SCHEMA)
-            with db:
-                db.executemany(
-                    "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        (
-                            row,
-                            a.id,
-                            a.url,
-                            a.title,
-                            a.lead,
-                            a.body,
-                            a.published.isoformat() if a.published else None,
-                            _utc(a.published),
-                            a.section,
-                            orjson.dumps(a.tags).decode(),
-                            a.source,
-                            a.content_hash(),
-                            model_id,
-                            _entities_json(entities[row]) if entities is not None else None,
-                        )
-                        for row, a in enumerate(articles)
-                    ),
-                )
-            (count,) = db.execute("SELECT COUNT(*) FROM articles").fetchone()
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [(k, orjson.dumps(v).decode()) for k, v in meta.items()]
+                + [("format_version", str(FORMAT_VERSION)), ("next_slot", "0")],
+            )
+            db.execute("COMMIT")
         finally:
             db.close()
-        return int(count)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def __contains__(self, article_id: object) -> bool:
-        return article_id in self._row_of
+        return cls(path)
 
     @property
-    def ids(self) -> list[str]:
-        """String ids in row (FAISS id) order."""
-        return self._ids
+    def db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect(self.path)
+            self._local.db = db
+            with self._all_lock:
+                self._all.append(db)
+        return db
 
-    def row_of(self, article_id: str) -> int | None:
-        return self._row_of.get(article_id)
+    def meta(self) -> dict[str, Any]:
+        return {k: orjson.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
+
+    def head(self) -> int:
+        """The sequence number of the last committed change (0 for none)."""
+        (seq,) = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
+        return int(seq)
+
+    def count(self) -> int:
+        (n,) = self.db.execute("SELECT COUNT(*) FROM articles").fetchone()
+        return int(n)
+
+    def changes_since(self, seq: int) -> list[Change]:
+        return [
+            Change(int(r["seq"]), r["op"], r["id"])
+            for r in self.db.execute(
+                "SELECT seq, op, id FROM changes WHERE seq > ? ORDER BY seq", (seq,)
+            )
+        ]
+
+    def all_articles(self) -> Iterator[StoredArticle]:
+        """Every article with its signals, by slot."""
+        for row in self.db.execute(
+            f"SELECT {_STORY}, vector, terms, entities, content_hash FROM articles ORDER BY slot"
+        ):
+            yield _stored(row)
+
+    def full_articles(self) -> Iterator[tuple[Article, StoredArticle]]:
+        """Every article with its body and its signals, by slot (for a compaction)."""
+        for row in self.db.execute(
+            f"SELECT {_STORY}, body, vector, terms, entities, content_hash FROM articles "
+            "ORDER BY slot"
+        ):
+            yield _story(row, row["body"]), _stored(row)
+
+    def stored(self, ids: Sequence[str]) -> dict[str, StoredArticle]:
+        """The current rows of these ids (absent ids are left out)."""
+        found: dict[str, StoredArticle] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                f"SELECT {_STORY}, vector, terms, entities, content_hash FROM articles "
+                f"WHERE id IN ({marks})",
+                chunk,
+            ):
+                found[row["id"]] = _stored(row)
+        return found
 
     def get(self, article_id: str) -> Article | None:
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM articles WHERE id = ?", (article_id,)
+        """The stored article with its body."""
+        row = self.db.execute(
+            f"SELECT {_STORY}, body FROM articles WHERE id = ?", (article_id,)
         ).fetchone()
-        return _to_article(row) if row else None
+        return _story(row, row["body"]) if row else None
 
-    def get_rows(self, rows: Sequence[int], with_body: bool = True) -> list[Article]:
-        """Articles for FAISS ids, in the order asked; without bodies if not needed."""
-        if not rows:
-            return []
-        marks = ",".join("?" * len(rows))
-        columns = _COLUMNS if with_body else _COLUMNS_NO_BODY
-        found = {
-            r["row"]: _to_article(r)
-            for r in self._db.execute(
-                f"SELECT {columns} FROM articles WHERE row IN ({marks})", [int(x) for x in rows]
+    def ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY slot")]
+
+    def get_list(self, article_id: str) -> bytes | None:
+        """The materialized related list (JSON array of items) of an article, if it has one."""
+        row = self.db.execute("SELECT items FROM lists WHERE id = ?", (article_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def oldest_lists(self, limit: int) -> list[str]:
+        """Ids of the lists computed longest ago, for the periodic refresh."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM lists ORDER BY computed_at, id LIMIT ?", (limit,)
             )
-        }
-        return [found[int(r)] for r in rows]
-
-    def rows_matching(
-        self,
-        section: str | None = None,
-        source: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> np.ndarray:
-        """Rows (FAISS ids) of the articles that pass the given filters."""
-        where: list[str] = []
-        args: list[str] = []
-        for column, value in (("section", section), ("source", source)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if since is not None:
-            where.append("published_utc >= ?")
-            args.append(since.astimezone(UTC).isoformat())
-        if until is not None:
-            where.append("published_utc <= ?")
-            args.append(until.astimezone(UTC).isoformat())
-        sql = "SELECT row FROM articles" + (" WHERE " + " AND ".join(where) if where else "")
-        return np.fromiter((r[0] for r in self._db.execute(sql, args)), dtype=np.int64)
-
-    def entities_of(self, rows: Sequence[int]) -> list[Entities]:
-        """Stored named entities for FAISS ids, in the order asked (empty where none)."""
-        if not rows:
-            return []
-        marks = ",".join("?" * len(rows))
-        found = {}
-        for row, raw in self._db.execute(
-            f"SELECT row, entities FROM articles WHERE row IN ({marks})", [int(x) for x in rows]
-        ):
-            data = orjson.loads(raw) if raw else {}
-            found[row] = Entities(data.get("counts", {}), data.get("names", {}))
-        return [found.get(int(r), Entities()) for r in rows]
+        ]
 
     def summary(self) -> dict[str, object]:
         """Publication range and article counts by section and by source, largest first."""
-        first, last = self._db.execute(
+        first, last = self.db.execute(
             "SELECT MIN(published_utc), MAX(published_utc) FROM articles"
         ).fetchone()
         counts = {}
         for column in ("section", "source"):
-            rows = self._db.execute(
+            rows = self.db.execute(
                 f"SELECT COALESCE({column}, '-'), COUNT(*) AS n FROM articles "
                 f"GROUP BY 1 ORDER BY n DESC, 1"
             )
             counts[column + "s"] = {str(name): int(n) for name, n in rows}
-        return {"published_range": [first, last] if first else None, **counts}
+        (lists,) = self.db.execute("SELECT COUNT(*) FROM lists").fetchone()
+        return {"published_range": [first, last] if first else None, "lists": lists, **counts}
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One write transaction (`BEGIN IMMEDIATE`: writers queue, readers go on)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield Transaction(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def close(self) -> None:
-        self._db.close()
+        with self._all_lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+class Transaction:
+    """The writes of one transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def take_slot(self) -> int:
+        (slot,) = self.db.execute("SELECT value FROM meta WHERE key = 'next_slot'").fetchone()
+        self.db.execute("UPDATE meta SET value = ? WHERE key = 'next_slot'", (str(int(slot) + 1),))
+        return int(slot)
+
+    def log(self, op: Op, article_id: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO changes (op, id, at) VALUES (?, ?, ?)", (op, article_id, now_iso())
+        )
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
+
+    def put_article(
+        self,
+        article: Article,
+        slot: int,
+        vector: np.ndarray,
+        terms: dict[str, int],
+        entities: Entities,
+        seq: int,
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                article.id,
+                slot,
+                article.url,
+                article.title,
+                article.lead,
+                article.body,
+                article.published.isoformat() if article.published else None,
+                _utc(article.published),
+                article.section,
+                orjson.dumps(article.tags).decode(),
+                article.source,
+                article.content_hash(),
+                np.asarray(vector, dtype=np.float32).tobytes(),
+                orjson.dumps(terms),
+                orjson.dumps({"counts": entities.counts, "names": entities.names}),
+                seq,
+            ),
+        )
+
+    def delete_article(self, article_id: str) -> None:
+        self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        self.drop_list(article_id)
+
+    def put_list(self, article_id: str, items: bytes, item_ids: Iterable[str], seq: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO lists VALUES (?, ?, ?, ?)",
+            (article_id, items, seq, now_iso()),
+        )
+        self.db.execute("DELETE FROM listed WHERE list = ?", (article_id,))
+        self.db.executemany(
+            "INSERT OR IGNORE INTO listed VALUES (?, ?)", [(i, article_id) for i in item_ids]
+        )
+
+    def touch_list(self, article_id: str) -> None:
+        """Mark a list as recomputed without a change to its items."""
+        self.db.execute("UPDATE lists SET computed_at = ? WHERE id = ?", (now_iso(), article_id))
+
+    def drop_list(self, article_id: str) -> None:
+        self.db.execute("DELETE FROM lists WHERE id = ?", (article_id,))
+        self.db.execute("DELETE FROM listed WHERE list = ?", (article_id,))
+
+    def lists_holding(self, item_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(item_ids), 500):
+            chunk = list(item_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self.db.execute(f"SELECT list FROM listed WHERE item IN ({marks})", chunk)
+            )
+        return found
+
+    def get_list(self, article_id: str) -> bytes | None:
+        row = self.db.execute("SELECT items FROM lists WHERE id = ?", (article_id,)).fetchone()
+        return bytes(row[0]) if row else None

@@ -122,21 +122,36 @@ def article_entities(article: Article) -> Entities:
 
 
 class EntityStats:
-    """Document frequency of each entity key over a corpus, for IDF weights."""
+    """Document frequency of each entity key over the indexed articles, for IDF weights.
 
-    def __init__(self, doc_freq: dict[str, int], docs: int) -> None:
-        self.doc_freq = doc_freq
+    Maintained as articles come and go (`add`, `remove`), so a name that no earlier article
+    has weighs as the rarest at once.
+    """
+
+    def __init__(self, doc_freq: dict[str, int] | None = None, docs: int = 0) -> None:
+        self.doc_freq: Counter[str] = Counter(doc_freq or {})
         self.docs = docs
         self._idf: dict[str, float] = {}
 
     @classmethod
     def fit(cls, corpus: Iterable[Entities]) -> EntityStats:
-        doc_freq: Counter[str] = Counter()
-        docs = 0
+        stats = cls()
         for entities in corpus:
-            doc_freq.update(entities.counts.keys())
-            docs += 1
-        return cls(dict(doc_freq), docs)
+            stats.add(entities)
+        return stats
+
+    def add(self, entities: Entities) -> None:
+        self.doc_freq.update(entities.counts.keys())
+        self.docs += 1
+        self._idf.clear()
+
+    def remove(self, entities: Entities) -> None:
+        self.doc_freq.subtract(entities.counts.keys())
+        for key in entities.counts:
+            if self.doc_freq[key] <= 0:
+                del self.doc_freq[key]
+        self.docs -= 1
+        self._idf.clear()
 
     def idf(self, key: str) -> float:
         value = self._idf.get(key)
@@ -144,17 +159,6 @@ class EntityStats:
             value = math.log((self.docs + 1) / (self.doc_freq.get(key, 0) + 1)) + 1.0
             self._idf[key] = value
         return value
-
-    def to_dict(self) -> dict[str, object]:
-        return {"docs": self.docs, "doc_freq": self.doc_freq}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> EntityStats:
-        doc_freq = data["doc_freq"]
-        docs = data["docs"]
-        if not isinstance(doc_freq, dict) or not isinstance(docs, int):
-            raise ValueError("entity stats need 'docs' (int) and 'doc_freq' (object)")
-        return cls({str(k): int(v) for k, v in doc_freq.items()}, docs)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,635 @@
+"""The living index: one object that builds, upserts, deletes, answers, refreshes and compacts.
+
+An `Engine` serves one index directory (`recommender.storage.generations`): the current
+generation's store (the source of truth and the log) and its mirror (everything in memory,
+derived). It follows the directory, so a rebuilt generation is picked up without a restart, and
+it follows the store's log, so a write made by another process (another `serve` worker, a
+`recommender index update`) is seen before the next computed answer.
+
+Writes: `upsert` and `delete` run as one SQLite transaction each, holding the store's write lock
+(`BEGIN IMMEDIATE`): the articles with their vectors, term counts and entities, a change row
+each, and every stored list the write changes. Before it writes, the transaction replays what
+other processes committed, so it ranks over the whole index. Lists changed by a write:
+- the written article's own list (final stage, default parameters, `max_k` items);
+- the lists that held a written or removed article (who-lists-whom, the `listed` table);
+- the lists of the written article's `reverse_neighbours` best-ranked neighbours, so a new
+  article of a story enters the lists of the older articles of that story at once.
+A stored list is rewritten only when its items change, so its ETag changes exactly then.
+
+A rebuild (`build_generation`) writes a new generation aside, replays the writes the old one
+took while it was built, and switches under the old one's write lock, so no write is lost.
+
+Thread safety: reads may come from any thread. Writes in one process are serialized by a lock,
+and across processes by SQLite. The mirror's own lock keeps readers from seeing a half-applied
+write.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+from tqdm import tqdm
+
+from recommender.articles import Article
+from recommender.config import Settings
+from recommender.embedding.encoder import ArticleEncoder
+from recommender.ranking.related import (
+    Related,
+    RelatedItem,
+    RelatedQuery,
+    single_threaded_math,
+    text_query,
+)
+from recommender.storage.generations import IndexDir, IndexMissing, Lease
+from recommender.storage.lexical import LexicalConfig, terms_of
+from recommender.storage.mirror import Mirror
+from recommender.storage.store import Store, StoredArticle, StoreError, Transaction
+from recommender.storage.vectors import IndexConfig
+from recommender.text.analyzer import Analyzer
+from recommender.text.entities import Entities, article_entities
+
+log = logging.getLogger("recommender.engine")
+
+Status = Literal["created", "updated", "unchanged", "deleted", "not_found"]
+
+
+class IndexUnavailable(RuntimeError):
+    """An index that cannot be served (missing, old format, another model)."""
+
+
+class EncoderUnavailable(RuntimeError):
+    """A write or a text query needs the encoder, and none is loaded."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    id: str
+    status: Status
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An article with its derived signals, ready to be written."""
+
+    article: Article
+    vector: np.ndarray
+    terms: dict[str, int]
+    entities: Entities
+
+
+class _Switched(Exception):
+    """The generation changed under a writer: retry on the new one."""
+
+
+@dataclass
+class Generation:
+    """One open generation: its store, the lease that keeps it on disk, and its mirror."""
+
+    path: Path
+    store: Store
+    lease: Lease
+    mirror: Mirror
+    related: Related
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.store.close()
+        self.lease.release()
+
+
+def _open_generation(path: Path, settings: Settings, index_config: IndexConfig) -> Generation:
+    lease = Lease(path)
+    try:
+        store = Store(path / Store.FILENAME)
+        meta = store.meta()
+        mirror = Mirror.load(store, int(meta["dim"]), index_config, _lexical_config(meta))
+    except BaseException:
+        lease.release()
+        raise
+    return Generation(path, store, lease, mirror, Related(mirror, settings.ranking), meta)
+
+
+def _lexical_config(meta: dict[str, Any]) -> LexicalConfig:
+    return LexicalConfig.model_validate(meta.get("lexical", {}))
+
+
+def prepare(
+    articles: Sequence[Article], vectors: np.ndarray, config: LexicalConfig
+) -> list[Prepared]:
+    """Articles with their vectors, term counts and named entities."""
+    analyzer = Analyzer(config.analyzer)
+    return [
+        Prepared(
+            a, np.asarray(v, dtype=np.float32), terms_of(a, analyzer, config), article_entities(a)
+        )
+        for a, v in zip(articles, vectors, strict=True)
+    ]
+
+
+def _same_fields(a: Article, stored: Article) -> bool:
+    fields = ("url", "title", "lead", "published", "section", "tags", "source")
+    return all(getattr(a, f) == getattr(stored, f) for f in fields)
+
+
+def _items_json(items: Sequence[RelatedItem]) -> bytes:
+    return orjson.dumps([i.record() for i in items])
+
+
+class Engine:
+    """A served index directory; see the module documentation."""
+
+    def __init__(
+        self,
+        directory: Path,
+        settings: Settings,
+        encoder: ArticleEncoder | None = None,
+        model_id: str | None = None,
+        index_config: IndexConfig | None = None,
+        generation: Path | None = None,
+    ) -> None:
+        """Serve the current generation of `directory`, or the given `generation` only."""
+        single_threaded_math()
+        self.directory = IndexDir(directory)
+        self.settings = settings
+        self.encoder = encoder
+        self.expected_model = model_id
+        self.index_config = index_config or IndexConfig()
+        self._write_lock = threading.RLock()
+        self._switch_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+        self.last_refresh = time.monotonic()
+        self._pinned = generation is not None
+        self._version = self.directory.version()
+        self.gen = self._open(generation) if generation is not None else self._open_current()
+        self._lookup: tuple[tuple[int, int], Store] | None = None
+
+    # -- opening and following -------------------------------------------------------------
+
+    def _open_current(self) -> Generation:
+        for _ in range(5):
+            try:
+                path = self.directory.current()
+            except IndexMissing as exc:
+                raise IndexUnavailable(str(exc)) from None
+            try:
+                return self._open(path)
+            except FileNotFoundError:
+                continue  # switched and collected between reading CURRENT and opening it
+        raise IndexUnavailable(f"index {self.directory.path} keeps changing; try again")
+
+    def _open(self, path: Path) -> Generation:
+        try:
+            gen = _open_generation(path, self.settings, self.index_config)
+        except StoreError as exc:
+            if not path.exists():
+                raise FileNotFoundError(path) from None
+            raise IndexUnavailable(str(exc)) from None
+        model = gen.meta.get("model_id")
+        if self.expected_model is not None and model != self.expected_model:
+            gen.close()
+            raise IndexUnavailable(
+                f"index {self.directory.path} was built with model '{model}', but the "
+                f"configured model is '{self.expected_model}'; rebuild the index or change "
+                "the model"
+            )
+        return gen
+
+    @property
+    def model_id(self) -> str:
+        return str(self.gen.meta["model_id"])
+
+    def __len__(self) -> int:
+        return len(self.gen.mirror)
+
+    def follow(self) -> bool:
+        """Switch to a new current generation if there is one. Returns whether it switched."""
+        version = self.directory.version()
+        if self._pinned or version == self._version:
+            return False
+        with self._switch_lock:
+            if version == self._version:
+                return False
+            try:
+                new = self._open_current()
+            except IndexUnavailable as exc:
+                log.error("new generation not loaded, keeping the old one: %s", exc)
+                return False
+            old, self.gen = self.gen, new
+            self._version = version
+            log.info("switched to generation %s (%d articles)", new.path.name, len(new.mirror))
+        old.close()
+        self.directory.collect()
+        return True
+
+    def sync(self) -> Generation:
+        """The generation in use with its mirror caught up with the log. (Switching to a new
+        generation is the follower's job, or a writer's: loading one takes a while.)"""
+        gen = self.gen
+        gen.mirror.catch_up(gen.store)
+        return gen
+
+    def start_following(self) -> None:
+        """A background thread that follows generations and the log, and refreshes lists."""
+
+        def loop() -> None:
+            while not self._stop.wait(self.settings.follow_seconds):
+                try:
+                    self.sync()
+                    self._periodic_refresh()
+                except Exception:
+                    log.exception("following the index failed; retrying")
+
+        self._follower = threading.Thread(target=loop, name="index-follower", daemon=True)
+        self._follower.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=5)
+        if self._lookup is not None:
+            self._lookup[1].close()
+        self.gen.close()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _lookup_store(self) -> Store:
+        """The current generation's store, opened at once after a switch (before the new
+        mirror is loaded), so a lookup never serves a list the new generation changed."""
+        version = self.directory.version()
+        if self._pinned or version == self._version:
+            return self.gen.store
+        lookup = self._lookup
+        if lookup is None or lookup[0] != version:
+            try:
+                store = Store(self.directory.current() / Store.FILENAME)
+            except (IndexMissing, StoreError):
+                return self.gen.store
+            if lookup is not None:
+                lookup[1].close()
+            self._lookup = lookup = (version, store)
+        return lookup[1]
+
+    def stored_list(self, article_id: str) -> bytes | None:
+        """The materialized list of an article (JSON array, `max_k` items) or None."""
+        return self._lookup_store().get_list(article_id)
+
+    def article(self, article_id: str) -> Article | None:
+        return self._lookup_store().get(article_id)
+
+    def related(self, article_id: str, q: RelatedQuery) -> list[RelatedItem]:
+        """Related stories computed now, for any parameters."""
+        return self.sync().related.for_id(article_id, q)
+
+    def related_text(self, article: Article, q: RelatedQuery) -> list[RelatedItem]:
+        """Related stories of an article that is not indexed (it is encoded)."""
+        if self.encoder is None:
+            raise EncoderUnavailable("no encoder is loaded for text queries")
+        gen = self.sync()
+        vector = self.encoder.encode_one(article.title, article.lead, article.body)
+        lexical = gen.mirror.lexical
+        query = text_query(article, vector, article_entities(article), lexical.query_terms(article))
+        return gen.related.for_text(query, q)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _prepare(self, articles: Sequence[Article], gen: Generation) -> list[Prepared]:
+        if not articles:
+            return []
+        if self.encoder is None:
+            raise EncoderUnavailable("writing articles needs the encoder, and none is loaded")
+        vectors = self.encoder.encode_articles(articles)
+        return prepare(articles, vectors, _lexical_config(gen.meta))
+
+    def upsert(self, articles: Sequence[Article]) -> list[WriteResult]:
+        """Add or replace articles (one transaction); unchanged ones are not re-encoded."""
+        by_id = {a.id: a for a in articles}
+        with self._write_lock:
+            while True:
+                self.follow()
+                gen = self.sync()
+                stored = gen.store.stored(list(by_id))
+                changed = [
+                    a
+                    for a in by_id.values()
+                    if a.id not in stored or stored[a.id].content_hash != a.content_hash()
+                ]
+                prepared = {p.article.id: p for p in self._prepare(changed, gen)}
+                try:
+                    return self._write(gen, list(by_id.values()), prepared, [])
+                except _Switched:
+                    continue
+
+    def upsert_prepared(self, items: Sequence[Prepared]) -> list[WriteResult]:
+        """Add or replace articles whose vectors and signals are already computed (a replay,
+        a compaction, a distributed build); one transaction."""
+        by_id = {p.article.id: p for p in items}
+        with self._write_lock:
+            while True:
+                self.follow()
+                try:
+                    return self._write(
+                        self.sync(), [p.article for p in by_id.values()], by_id, []
+                    )
+                except _Switched:
+                    continue
+
+    def delete(self, ids: Sequence[str]) -> list[WriteResult]:
+        """Unpublish articles (one transaction); unknown ids are reported `not_found`."""
+        with self._write_lock:
+            while True:
+                self.follow()
+                try:
+                    return self._write(self.sync(), [], {}, list(dict.fromkeys(ids)))
+                except _Switched:
+                    continue
+
+    def _write(
+        self,
+        gen: Generation,
+        articles: Sequence[Article],
+        prepared: dict[str, Prepared],
+        deletes: Sequence[str],
+    ) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        mirror = gen.mirror
+        with mirror.lock:
+            try:
+                with gen.store.transaction() as tx:
+                    if not self._pinned and self.directory.version() != self._version:
+                        raise _Switched
+                    mirror.catch_up(gen.store)
+                    stored = gen.store.stored([a.id for a in articles] + list(deletes))
+                    written: list[str] = []
+                    for article in articles:
+                        result = self._put(tx, gen, article, stored.get(article.id), prepared)
+                        results.append(result)
+                        if result.status != "unchanged":
+                            written.append(article.id)
+                    removed = []
+                    for article_id in deletes:
+                        if article_id not in stored:
+                            results.append(WriteResult(article_id, "not_found"))
+                            continue
+                        seq = tx.log("delete", article_id)
+                        tx.delete_article(article_id)
+                        mirror.remove(article_id)
+                        mirror.seq = seq
+                        removed.append(article_id)
+                        results.append(WriteResult(article_id, "deleted", seq))
+                    if written or removed:
+                        self._materialize(tx, gen, written, removed)
+            except BaseException:
+                self._reload_mirror(gen)
+                raise
+        return results
+
+    def _put(
+        self,
+        tx: Transaction,
+        gen: Generation,
+        article: Article,
+        old: StoredArticle | None,
+        prepared: dict[str, Prepared],
+    ) -> WriteResult:
+        mirror = gen.mirror
+        same_text = old is not None and old.content_hash == article.content_hash()
+        if old is not None and same_text and _same_fields(article, old.story):
+            return WriteResult(article.id, "unchanged")
+        if old is not None and same_text:
+            item = Prepared(article, old.vector, old.terms, old.entities)
+            slot = old.slot
+        else:
+            item = prepared.get(article.id) or self._prepare([article], gen)[0]
+            slot = tx.take_slot()
+        seq = tx.log("upsert", article.id)
+        tx.put_article(article, slot, item.vector, item.terms, item.entities, seq)
+        story = article.model_copy(update={"body": ""})
+        mirror.add(
+            StoredArticle(
+                slot, story, item.vector, item.terms, item.entities, article.content_hash()
+            )
+        )
+        mirror.seq = seq
+        return WriteResult(article.id, "updated" if old is not None else "created", seq)
+
+    def _reload_mirror(self, gen: Generation) -> None:
+        fresh = Mirror.load(
+            gen.store, int(gen.meta["dim"]), self.index_config, _lexical_config(gen.meta)
+        )
+        gen.mirror = fresh
+        gen.related = Related(fresh, self.settings.ranking)
+
+    def _default_query(self) -> RelatedQuery:
+        return RelatedQuery(k=self.settings.max_k)
+
+    def _store_list(
+        self, tx: Transaction, gen: Generation, article_id: str, items: Sequence[RelatedItem]
+    ) -> bool:
+        data = _items_json(items)
+        if tx.get_list(article_id) == data:
+            tx.touch_list(article_id)
+            return False
+        tx.put_list(article_id, data, [i.article.id for i in items], gen.mirror.seq)
+        return True
+
+    def _materialize(
+        self, tx: Transaction, gen: Generation, written: Sequence[str], removed: Sequence[str]
+    ) -> int:
+        """Recompute every stored list the write changes; returns how many changed."""
+        q = self._default_query()
+        related = gen.related
+        targets = tx.lists_holding([*written, *removed])
+        changed = 0
+        for article_id in written:
+            ranked, items = related.ranked(related.query_of(article_id), q)
+            changed += self._store_list(tx, gen, article_id, items)
+            for neighbour in ranked[: self.settings.reverse_neighbours]:
+                targets.add(neighbour.article.id)
+        for article_id in removed:
+            tx.drop_list(article_id)
+        for article_id in sorted(targets - set(written) - set(removed)):
+            if article_id in gen.mirror:
+                changed += self._store_list(tx, gen, article_id, related.for_id(article_id, q))
+        return changed
+
+    def refresh(self, limit: int | None = None) -> int:
+        """Recompute the `limit` stored lists computed longest ago (all with None)."""
+        with self._write_lock:
+            gen = self.sync()
+            ids = gen.store.oldest_lists(limit if limit is not None else len(gen.mirror) + 1)
+            q = self._default_query()
+            changed = 0
+            with gen.mirror.lock, gen.store.transaction() as tx:
+                gen.mirror.catch_up(gen.store)
+                for article_id in ids:
+                    if article_id in gen.mirror:
+                        changed += self._store_list(
+                            tx, gen, article_id, gen.related.for_id(article_id, q)
+                        )
+            return changed
+
+    def _periodic_refresh(self) -> None:
+        hours = self.settings.refresh_hours
+        if not hours:
+            return
+        elapsed = time.monotonic() - self.last_refresh
+        batch = math.floor(len(self.gen.mirror) * elapsed / (hours * 3600))
+        if batch >= 1:
+            self.last_refresh = time.monotonic()
+            self.refresh(batch)
+
+    def stats(self) -> dict[str, Any]:
+        gen = self.sync()
+        return {
+            "index": str(self.directory.path),
+            "generation": gen.path.name,
+            "articles": len(gen.mirror),
+            "seq": gen.mirror.seq,
+            "vector_index": gen.mirror.vectors.params(),
+            **gen.meta,
+            **gen.store.summary(),
+        }
+
+
+def _write_rows(store: Store, items: Iterable[Prepared]) -> int:
+    count = 0
+    with store.transaction() as tx:
+        for item in items:
+            tx.put_article(item.article, tx.take_slot(), item.vector, item.terms, item.entities, 0)
+            count += 1
+    return count
+
+
+def _fill_lists(
+    store: Store,
+    gen_meta: dict[str, Any],
+    settings: Settings,
+    index_config: IndexConfig,
+    progress: bool,
+) -> Mirror:
+    mirror = Mirror.load(store, int(gen_meta["dim"]), index_config, _lexical_config(gen_meta))
+    related = Related(mirror, settings.ranking)
+    q = RelatedQuery(k=settings.max_k)
+    with store.transaction() as tx:
+        for article_id in tqdm(
+            list(mirror.slot_of), desc="related lists", unit="list", disable=not progress
+        ):
+            items = related.for_id(article_id, q)
+            tx.put_list(article_id, _items_json(items), [i.article.id for i in items], 0)
+    return mirror
+
+
+def _replay(old: Store, start: int, target: Engine) -> int:
+    """Apply to `target` the writes `old` took after change `start`; returns the last seq."""
+    changes = old.changes_since(start)
+    if not changes:
+        return start
+    ids = list(dict.fromkeys(c.id for c in changes))
+    rows = old.stored(ids)
+    upserts = []
+    for article_id in ids:
+        row = rows.get(article_id)
+        article = old.get(article_id) if row is not None else None
+        if row is not None and article is not None:
+            upserts.append(Prepared(article, row.vector, row.terms, row.entities))
+    gen = target.gen
+    with target._write_lock:
+        target._write(
+            gen,
+            [p.article for p in upserts],
+            {p.article.id: p for p in upserts},
+            [i for i in ids if i not in rows],
+        )
+    return changes[-1].seq
+
+
+def current_head(directory: Path) -> int | None:
+    """The last change of the current generation (None when there is none)."""
+    try:
+        store = Store(IndexDir(directory).current() / Store.FILENAME)
+    except (IndexMissing, StoreError):
+        return None
+    try:
+        return store.head()
+    finally:
+        store.close()
+
+
+def build_generation(
+    directory: Path,
+    items: Sequence[Prepared],
+    meta: dict[str, Any],
+    settings: Settings,
+    index_config: IndexConfig | None = None,
+    progress: bool = True,
+    before_switch: Callable[[], None] | None = None,
+    since: int | None = None,
+) -> Path:
+    """Write a complete new generation of `items` aside and make it current.
+
+    Writes that the old generation accepted after change `since` (default: its last change
+    when this starts) are replayed into the new one, the last ones under the old store's write
+    lock, so none is lost at the switch. Replaying a write twice changes nothing.
+    """
+    index_config = index_config or IndexConfig()
+    index_dir = IndexDir(directory)
+    try:
+        old: Store | None = Store(index_dir.current() / Store.FILENAME)
+    except (IndexMissing, StoreError):
+        old = None
+    start = since if since is not None else old.head() if old is not None else 0
+    meta = {**meta, "created": datetime.now(UTC).isoformat()}
+    with index_dir.staging() as tmp:
+        store = Store.create(tmp / Store.FILENAME, meta)
+        _write_rows(store, items)
+        _fill_lists(store, store.meta(), settings, index_config, progress)
+        store.close()
+        final = index_dir.publish(tmp)
+        if old is None:
+            index_dir.switch(final)
+        else:
+            target = Engine(directory, settings, index_config=index_config, generation=final)
+            try:
+                start = _replay(old, start, target)
+                if before_switch is not None:
+                    before_switch()
+                with old.transaction():
+                    _replay(old, start, target)
+                    index_dir.switch(final)
+            finally:
+                target.close()
+                old.close()
+    index_dir.collect()
+    return final
+
+
+def compact(directory: Path, settings: Settings, progress: bool = True) -> Path:
+    """Rewrite the current generation as a new one: live articles only, slots renumbered,
+    the vector index rebuilt without tombstones, every list recomputed; then switch."""
+    index_dir = IndexDir(directory)
+    try:
+        store = Store(index_dir.current() / Store.FILENAME)
+    except IndexMissing as exc:
+        raise IndexUnavailable(str(exc)) from None
+    try:
+        since = store.head()
+        meta = {k: v for k, v in store.meta().items() if k not in ("format_version", "next_slot")}
+        items = [
+            Prepared(article, row.vector, row.terms, row.entities)
+            for article, row in store.full_articles()
+        ]
+    finally:
+        store.close()
+    return build_generation(directory, items, meta, settings, progress=progress, since=since)

@@ -1,0 +1,194 @@
+"""The living index: publish, correct, unpublish and rebuild, with the stored lists kept right.
+
+Real parts throughout: the real model (through the session's encoder), real SQLite stores on
+disk, two engines standing for two serving processes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recommender.articles import Article
+from recommender.config import Settings
+from recommender.embedding.encoder import ArticleEncoder
+from recommender.engine import Engine, build_generation, prepare
+from recommender.indexing import build_index
+from recommender.ranking.related import RelatedQuery
+from recommender.storage.lexical import LexicalConfig
+
+NEW = "a1004"  # the latest article of a four-article story (a1001-a1004)
+OLDER = ["a1001", "a1002", "a1003"]
+
+
+@pytest.fixture(scope="module")
+def base_index(
+    tmp_path_factory: pytest.TempPathFactory,
+    encoder: ArticleEncoder,
+    sample_articles: list[Article],
+    settings_factory,  # type: ignore[no-untyped-def]
+) -> Path:
+    """The sample corpus without NEW, built once; each test works on a copy."""
+    source = tmp_path_factory.mktemp("live") / "input.jsonl"
+    source.write_bytes(
+        b"".join(
+            orjson.dumps(a.model_dump(mode="json")) + b"\n" for a in sample_articles if a.id != NEW
+        )
+    )
+    directory = source.parent / "base"
+    build_index(source, directory, encoder, settings_factory(), progress=False)
+    return directory
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, base_index: Path, settings_factory) -> Settings:  # type: ignore[no-untyped-def]
+    shutil.copytree(base_index, tmp_path / "idx")
+    s: Settings = settings_factory(index_dir=tmp_path / "idx")
+    return s
+
+
+@pytest.fixture()
+def engine(settings: Settings, encoder: ArticleEncoder) -> Iterator[Engine]:
+    e = Engine(settings.index_dir, settings, encoder)
+    yield e
+    e.close()
+
+
+def _stored_ids(engine: Engine, article_id: str) -> list[str]:
+    return [i["id"] for i in orjson.loads(engine.stored_list(article_id) or b"[]")]
+
+
+def _by_id(articles: list[Article], article_id: str) -> Article:
+    return next(a for a in articles if a.id == article_id)
+
+
+def test_publish_answers_at_once_and_enters_the_older_lists(
+    engine: Engine, sample_articles: list[Article]
+) -> None:
+    assert engine.stored_list(NEW) is None
+    (result,) = engine.upsert([_by_id(sample_articles, NEW)])
+    assert result.status == "created" and result.seq is not None
+    own = _stored_ids(engine, NEW)
+    assert len(own) == engine.settings.max_k and set(OLDER) & set(own)
+    assert all(NEW in _stored_ids(engine, older) for older in OLDER)
+    # every stored list that would show the new article (a full recomputation) shows it
+    default = RelatedQuery(k=engine.settings.max_k)
+    for article_id in engine.gen.mirror.slot_of:
+        fresh = [i.article.id for i in engine.related(article_id, default)]
+        if NEW in fresh[:5]:
+            assert NEW in _stored_ids(engine, article_id), article_id
+
+
+def test_unchanged_is_not_rewritten_and_a_metadata_fix_is_not_reencoded(
+    engine: Engine, sample_articles: list[Article], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert engine.encoder is not None
+    encoded: list[str] = []
+    real = engine.encoder.encode_articles
+
+    def counting(articles, progress=False):  # type: ignore[no-untyped-def]
+        encoded.extend(a.id for a in articles)
+        return real(articles, progress)
+
+    monkeypatch.setattr(engine.encoder, "encode_articles", counting)
+    article = _by_id(sample_articles, "a1003")
+    holders = [a for a in engine.gen.mirror.slot_of if "a1003" in _stored_ids(engine, a)]
+    assert holders
+    seq = engine.gen.mirror.seq
+    assert [r.status for r in engine.upsert([article])] == ["unchanged"]
+    assert engine.gen.mirror.seq == seq
+    fixed = article.model_copy(update={"url": "https://example.bg/fixed"})
+    (result,) = engine.upsert([fixed])
+    assert result.status == "updated" and encoded == []
+    shown = orjson.loads(engine.stored_list(holders[0]) or b"[]")
+    assert next(i for i in shown if i["id"] == "a1003")["url"] == "https://example.bg/fixed"
+    corrected = article.model_copy(update={"title": article.title + " (обновена)"})
+    assert engine.upsert([corrected])[0].status == "updated" and encoded == ["a1003"]
+
+
+def test_unpublish_leaves_every_list_and_lists_are_refilled(engine: Engine) -> None:
+    holders = [a for a in engine.gen.mirror.slot_of if "a1003" in _stored_ids(engine, a)]
+    assert len(holders) >= 2
+    (result,) = engine.delete(["a1003"])
+    assert result.status == "deleted"
+    assert engine.delete(["a1003"])[0].status == "not_found"
+    assert engine.stored_list("a1003") is None and engine.article("a1003") is None
+    for article_id in engine.gen.mirror.slot_of:
+        ids = _stored_ids(engine, article_id)
+        assert "a1003" not in ids
+        assert len(ids) == engine.settings.max_k
+
+
+def test_two_new_articles_sharing_a_new_name_are_linked_by_it(engine: Engine) -> None:
+    name = "Зоравинков"
+    assert not any(name in e.names.values() for e in engine.gen.mirror.entities)
+    first = Article(
+        id="new-1",
+        title=f"Кметът на Белоградчик {name} подаде оставка",
+        body=f"Кметът {name} обяви оставката си на извънредна сесия на общинския съвет. "
+        "Общината ще бъде управлявана временно от заместник-кмет.",
+        published="2026-11-20T10:00:00+02:00",
+        section="politics",
+    )
+    second = Article(
+        id="new-2",
+        title="Общинският съвет прие оставката на градоначалника",
+        body=f"Съветниците гласуваха оставката на {name}. Предстоят частични избори, "
+        f"заяви {name} пред журналисти.",
+        published="2026-11-21T09:00:00+02:00",
+        section="politics",
+    )
+    engine.upsert([first])
+    engine.upsert([second])
+    shown = orjson.loads(engine.stored_list("new-2") or b"[]")
+    assert shown[0]["id"] == "new-1" and name in shown[0]["reason"]
+    assert "new-2" in _stored_ids(engine, "new-1")
+
+
+def test_another_process_follows_the_log(
+    engine: Engine, settings: Settings, sample_articles: list[Article]
+) -> None:
+    reader = Engine(settings.index_dir, settings)
+    try:
+        before = [i.article.id for i in reader.related("a1001", RelatedQuery(k=20))]
+        assert NEW not in before
+        engine.upsert([_by_id(sample_articles, NEW)])
+        after = [i.article.id for i in reader.related("a1001", RelatedQuery(k=20))]
+        assert NEW in after and reader.gen.mirror.seq == engine.gen.mirror.seq
+        engine.delete([NEW])
+        again = reader.related("a1001", RelatedQuery(k=20, stage="ranked"))
+        assert NEW not in [i.article.id for i in again]
+    finally:
+        reader.close()
+
+
+def test_a_rebuild_keeps_the_writes_made_while_it_ran(
+    engine: Engine, settings: Settings, sample_articles: list[Article], encoder: ArticleEncoder
+) -> None:
+    subset = [a for a in sample_articles if a.id not in (NEW, "a1003")][:60]
+    lexical = LexicalConfig()
+    items = prepare(subset, encoder.encode_articles(subset), lexical)
+    meta = {"model_id": engine.model_id, "dim": encoder.dim, "lexical": lexical.model_dump()}
+
+    def write_during_build() -> None:
+        engine.upsert([_by_id(sample_articles, NEW)])
+        engine.delete(["a1001"])
+
+    generation = build_generation(
+        settings.index_dir,
+        items,
+        meta,
+        settings,
+        progress=False,
+        since=engine.gen.mirror.seq,
+        before_switch=write_during_build,
+    )
+    assert engine.follow() and engine.gen.path == generation
+    assert NEW in engine.gen.mirror and "a1001" not in engine.gen.mirror
+    assert len(engine) == len(subset)  # a1001 was in the subset and is deleted, NEW added
+    assert engine.stored_list(NEW) is not None
+    assert sorted(p.name for p in settings.index_dir.iterdir()) == ["CURRENT", generation.name]
