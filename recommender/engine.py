@@ -576,12 +576,15 @@ def build_generation(
     progress: bool = True,
     before_switch: Callable[[], None] | None = None,
     since: int | None = None,
+    fill_lists: Callable[[Store], None] | None = None,
 ) -> Path:
     """Write a complete new generation of `items` aside and make it current.
 
     Writes that the old generation accepted after change `since` (default: its last change
     when this starts) are replayed into the new one, the last ones under the old store's write
     lock, so none is lost at the switch. Replaying a write twice changes nothing.
+    `fill_lists` replaces the computation of every stored list (benchmark fixtures use it to
+    store lists of synthetic vectors quickly).
     """
     index_config = index_config or IndexConfig()
     index_dir = IndexDir(directory)
@@ -594,7 +597,10 @@ def build_generation(
     with index_dir.staging() as tmp:
         store = Store.create(tmp / Store.FILENAME, meta)
         _write_rows(store, items)
-        _fill_lists(store, store.meta(), settings, index_config, progress)
+        if fill_lists is not None:
+            fill_lists(store)
+        else:
+            _fill_lists(store, store.meta(), settings, index_config, progress)
         store.close()
         final = index_dir.publish(tmp)
         if old is None:

@@ -1,0 +1,137 @@
+"""Writes over HTTP (in process): auth, PUT/DELETE/bulk, and ETags that follow the lists."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from recommender.api import create_app
+from recommender.articles import Article
+
+KEY = "s3cret-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture()
+def client(tmp_path: Path, sample_index: Path, settings_factory) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    shutil.copytree(sample_index, tmp_path / "idx")
+    app = create_app(settings_factory(index_dir=tmp_path / "idx", api_keys=f"other,{KEY}"))
+    with TestClient(app) as c:
+        yield c
+
+
+def _body(a: Article) -> dict[str, object]:
+    return a.model_dump(mode="json", exclude={"id"})
+
+
+def test_writes_need_a_key(sample_index: Path, settings_factory, sample_articles) -> None:  # type: ignore[no-untyped-def]
+    with TestClient(create_app(settings_factory(index_dir=sample_index))) as c:
+        r = c.put("/articles/x", json=_body(sample_articles[0]))
+        assert r.status_code == 403 and "RECOMMENDER_API_KEYS" in r.json()["error"]
+    app = create_app(settings_factory(index_dir=sample_index, api_keys=KEY))
+    with TestClient(app) as c:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+            r = c.delete("/articles/a1001", headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+            assert set(r.json()) == {"error"}
+        assert c.get("/articles/a1001/related").status_code == 200
+
+
+def _listed_in(client: TestClient, articles: list[Article], article_id: str) -> list[str]:
+    return [
+        a.id
+        for a in articles
+        if a.id != article_id
+        and article_id in {i["id"] for i in client.get(f"/articles/{a.id}/related").json()["items"]}
+    ]
+
+
+def test_delete_then_publish_again(client: TestClient, sample_articles: list[Article]) -> None:
+    article = next(a for a in sample_articles if a.id == "a1004")
+    holders = _listed_in(client, sample_articles, article.id)
+    assert holders
+    r = client.delete(f"/articles/{article.id}", headers=AUTH)
+    assert r.status_code == 200 and r.json()["status"] == "deleted"
+    assert client.get(f"/articles/{article.id}/related").status_code == 404
+    assert _listed_in(client, sample_articles, article.id) == []
+    assert client.delete(f"/articles/{article.id}", headers=AUTH).status_code == 404
+    r = client.put(f"/articles/{article.id}", json=_body(article), headers=AUTH)
+    assert r.status_code == 201 and r.json()["status"] == "created"
+    related = client.get(f"/articles/{article.id}/related").json()
+    assert related["count"] == 5 and article.id not in {i["id"] for i in related["items"]}
+    assert _listed_in(client, sample_articles, article.id) == holders
+    again = client.put(f"/articles/{article.id}", json=_body(article), headers=AUTH)
+    assert again.status_code == 200 and again.json()["status"] == "unchanged"
+
+
+def test_put_validates_and_names_the_field(client: TestClient) -> None:
+    r = client.put("/articles/x", json={"title": "Заглавие"}, headers=AUTH)
+    assert r.status_code == 422 and "body" in r.json()["error"]
+    r = client.put("/articles/x", json={"lead": "само увод"}, headers=AUTH)
+    assert r.status_code == 422 and "title" in r.json()["error"]
+
+
+def test_bulk_upsert_reports_each_item_and_keeps_the_valid(
+    client: TestClient, sample_articles: list[Article]
+) -> None:
+    good = [a.model_copy(update={"id": f"bulk-{i}"}) for i, a in enumerate(sample_articles[:3])]
+    items = [a.model_dump(mode="json") for a in good]
+    items.insert(1, {"id": "bad", "title": "Без текст"})
+    items.insert(3, ["not", "an", "object"])
+    r = client.post("/articles", json=items, headers=AUTH)
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [
+        "created",
+        "rejected",
+        "created",
+        "rejected",
+        "created",
+    ]
+    assert "needs a non-empty 'body' or 'lead'" in results[1]["reason"]
+    assert results[1]["id"] == "bad"
+    assert r.json()["counts"] == {"created": 3, "rejected": 2}
+    ndjson = b"".join(orjson.dumps(i) + b"\n" for i in items[:1])
+    r = client.post(
+        "/articles", content=ndjson, headers=AUTH | {"content-type": "application/x-ndjson"}
+    )
+    assert r.json()["results"][0]["status"] == "unchanged"
+    r = client.post("/articles", json=[items[0]] * 1001, headers=AUTH)
+    assert r.status_code == 413 and "at most 1000" in r.json()["error"]
+    r = client.post("/articles", content=b"{nope", headers=AUTH)
+    assert r.status_code == 422 and "invalid JSON" in r.json()["error"]
+    r = client.post("/articles/delete", json={"ids": ["bulk-0", "nope"]}, headers=AUTH)
+    assert [x["status"] for x in r.json()["results"]] == ["deleted", "not_found"]
+
+
+def test_etag_changes_exactly_when_the_list_changes(
+    client: TestClient, sample_articles: list[Article]
+) -> None:
+    def etag(article_id: str) -> str:
+        return client.get(f"/articles/{article_id}/related").headers["etag"]
+
+    before = {a.id: etag(a.id) for a in sample_articles}
+    target = sample_articles[0]
+    first = client.get(f"/articles/{target.id}/related").json()["items"][0]["id"]
+    r = client.delete(f"/articles/{first}", headers=AUTH)
+    assert r.status_code == 200
+    after = {a.id: etag(a.id) for a in sample_articles if a.id != first}
+    changed = {i for i in after if after[i] != before[i]}
+    assert target.id in changed
+    assert len(changed) < len(after) / 2  # one write does not invalidate every answer
+    for article_id in after:
+        items = client.get(f"/articles/{article_id}/related").json()["items"]
+        assert (first in {i["id"] for i in items}) is False
+    tag = after[target.id]
+    url = f"/articles/{target.id}/related"
+    assert client.get(url, headers={"If-None-Match": tag}).status_code == 304
+    assert client.get(url, headers={"If-None-Match": f"W/{tag}"}).status_code == 304
+    assert client.get(url, headers={"If-None-Match": f'"x", {tag}'}).status_code == 304
+    assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+    missing = client.get("/articles/nope/related", headers={"If-None-Match": "*"})
+    assert missing.status_code == 404
