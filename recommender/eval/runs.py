@@ -2,7 +2,7 @@
 
 Methods: `pipeline` (the project's ranking: `ranked` or `final` stage), `dense` (e5 cosine
 alone), `tfidf` and `bm25` (lexical alone). All read one index directory, so they compare on the
-same articles.
+same articles. `related_items` is the one place that asks the ranking for a query's list.
 """
 
 from __future__ import annotations
@@ -13,18 +13,16 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
+from recommender.eval.files import Run, RunItem
 from recommender.ranking.config import RankingConfig
 from recommender.ranking.related import MAX_K, RelatedQuery, RelatedService
 from recommender.storage.collection import Collection
 
 Method = Literal["pipeline", "dense", "tfidf", "bm25"]
 Stage = Literal["ranked", "final"]
-Run = dict[str, list[tuple[str, float]]]
 
 
-def _lexical_run(
-    collection: Collection, query_id: str, k: int, method: Method
-) -> list[tuple[str, float]]:
+def _lexical_run(collection: Collection, query_id: str, k: int, method: Method) -> list[RunItem]:
     if collection.lexical is None:
         raise ValueError(f"index {collection.directory} has no lexical index: rebuild it")
     article = collection.store.get(query_id)
@@ -34,7 +32,22 @@ def _lexical_run(
     scores[row] = -np.inf
     top = np.argsort(-scores, kind="stable")[:k]
     ids = collection.store.ids
-    return [(ids[i], float(scores[i])) for i in top]
+    return [RunItem(ids[i], float(scores[i]), method, {method: float(scores[i])}) for i in top]
+
+
+def related_items(
+    service: RelatedService, query_id: str, method: Method, stage: Stage, k: int
+) -> list[RunItem]:
+    """One query article's related stories under `method`, with scores, parts and reasons."""
+    if method in ("tfidf", "bm25"):
+        return _lexical_run(service.collection, query_id, k, method)
+    q = RelatedQuery(
+        k=min(k, MAX_K), stage=stage, method="dense" if method == "dense" else "hybrid"
+    )
+    return [
+        RunItem(it.article.id, it.score, it.reason, dict(it.parts))
+        for it in service.for_id(query_id, q)
+    ]
 
 
 def run_queries(
@@ -52,12 +65,5 @@ def run_queries(
     missing = [q for q in query_ids if q not in collection.store]
     run: Run = {}
     for query_id in tqdm(present, desc=f"eval {method}", disable=not progress):
-        if method in ("tfidf", "bm25"):
-            run[query_id] = _lexical_run(collection, query_id, k, method)
-            continue
-        q = RelatedQuery(
-            k=min(k, MAX_K), stage=stage, method="dense" if method == "dense" else "hybrid"
-        )
-        items = service.for_id(query_id, q)
-        run[query_id] = [(item.article.id, item.score) for item in items]
+        run[query_id] = related_items(service, query_id, method, stage, k)
     return run, missing
