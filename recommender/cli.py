@@ -452,6 +452,38 @@ def eval_pool(
     )
 
 
+@eval_app.command("report")
+def eval_report(
+    run: RunsOpt,
+    qrels: QrelsOpt,
+    input: Annotated[Path, typer.Option("--input", "-i", help="The runs' articles, .jsonl/.csv")],
+    report_path: Annotated[Path, typer.Option("--out", help="HTML file to write")],
+    queries: QueriesOpt = None,
+    k: Annotated[int, typer.Option("--k", help="Items shown per run and query")] = 10,
+    test: TestOpt = "randomization",
+) -> None:
+    """One self-contained HTML page: summary with significance, charts, per-query drill-down."""
+    from recommender.eval.pooling import load_articles
+    from recommender.eval.report import render, write_report
+
+    _check_test(test)
+    if k < 1:
+        raise _fail(f"--k must be at least 1, not {k}")
+    _files_exist([input])
+    runs, judgements, query_ids = _bench_inputs(run, qrels, queries)
+    html = render(
+        runs,
+        judgements,
+        load_articles(input),
+        query_ids,
+        k=k,
+        test=test,  # type: ignore[arg-type]
+        sources=[str(p) for p in qrels],
+    )
+    write_report(report_path, html)
+    out.print(f"wrote {report_path}: {len(runs)} runs, {len(query_ids)} queries", highlight=False)
+
+
 @app.command()
 def sample() -> None:
     """Print the path of the bundled sample corpus."""
