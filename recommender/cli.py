@@ -235,14 +235,15 @@ def serve(
 def _eval_collection(input: Path, index: Path | None, settings: Settings) -> Path:
     """An index of `input`. A given `--index` is used only if it holds exactly these articles,
     built with the configured model; it is never rebuilt over (it may be someone's index). The
-    default, `index/eval-<input name>`, is the harness's own and is rebuilt when stale."""
+    default, `index/eval-<input name>-<path hash>`, is the harness's own: rebuilt when stale."""
     from recommender.embedding.backends import model_id_for
     from recommender.embedding.encoder import ArticleEncoder
+    from recommender.eval.runs import default_index_dir
     from recommender.indexing import BuildReport, build_index, read_input
     from recommender.storage.collection import Collection, IndexUnavailable
     from recommender.storage.vectors import IndexConfig
 
-    directory = index or Path("index") / f"eval-{input.stem}"
+    directory = index or default_index_dir(input)
     wanted = {a.id for a in read_input(input, BuildReport(input, directory))}
     model_id = model_id_for(settings)
     given = index is not None and directory.exists() and any(directory.iterdir())

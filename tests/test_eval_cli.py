@@ -226,3 +226,12 @@ def test_pool_round_trip_fills_judgements_and_changes_the_score(
     )
     assert r.exit_code == 0, r.output
     assert _read_pool(again) == []
+
+
+def test_default_eval_indexes_of_same_named_inputs_differ(tmp_path: Path) -> None:
+    from recommender.eval.runs import default_index_dir
+
+    a, b = tmp_path / "a" / "articles.jsonl", tmp_path / "b" / "articles.jsonl"
+    assert default_index_dir(a) != default_index_dir(b)
+    assert default_index_dir(a) == default_index_dir(tmp_path / "a" / ".." / "a" / "articles.jsonl")
+    assert default_index_dir(a).name.startswith("eval-articles-")

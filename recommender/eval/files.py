@@ -60,8 +60,9 @@ def _header(path: Path, delimiter: str = "\t") -> list[str]:
         return next(csv.reader(fh, delimiter=delimiter), [])
 
 
-def load_run(path: Path) -> Run:
+def load_run(path: Path | str) -> Run:
     """A run file's related stories per query, best first (ordered by `rank`)."""
+    path = Path(path)
     _require(path, _header(path), ["query_id", "doc_id", "rank"])
     ranked: dict[str, list[tuple[int, RunItem]]] = {}
     for line, row in _rows(path):
@@ -115,7 +116,7 @@ def _read_qrels_file(path: Path, qrels: Qrels) -> None:
         qrels.setdefault(row["query_id"], {})[row["doc_id"]] = grade
 
 
-def load_qrels(*paths: Path) -> Qrels:
+def load_qrels(*paths: Path | str) -> Qrels:
     """Judgements of one or more files merged in order: a later grade for a pair wins."""
     qrels: Qrels = {}
     for path in paths:
@@ -123,6 +124,7 @@ def load_qrels(*paths: Path) -> Qrels:
     return qrels
 
 
-def read_queries(path: Path) -> list[str]:
+def read_queries(path: Path | str) -> list[str]:
+    path = Path(path)
     _require(path, _header(path), ["query_id"])
     return [row["query_id"] for _, row in _rows(path)]

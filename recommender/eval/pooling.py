@@ -61,7 +61,7 @@ def _describe(prefix: str, article: Article) -> Record:
 def pool(
     runs: Mapping[str, RunLike],
     qrels: Qrels,
-    articles: Mapping[str, Article] | Path,
+    articles: Mapping[str, Article] | Path | str,
     depth: int = 5,
     seed: int = 0,
     queries: Sequence[str] | None = None,
@@ -70,7 +70,7 @@ def pool(
     fixed by `seed`, one record per pair with both articles described and an empty grade."""
     if depth < 1:
         raise ValueError(f"depth must be at least 1, not {depth}")
-    by_id = load_articles(articles) if isinstance(articles, Path) else articles
+    by_id = articles if isinstance(articles, Mapping) else load_articles(Path(articles))
     wanted = set(queries) if queries is not None else None
     pairs: set[tuple[str, str]] = set()
     for run in runs.values():

@@ -7,7 +7,9 @@ same articles. `related_items` is the one place that asks the ranking for a quer
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -20,6 +22,13 @@ from recommender.storage.collection import Collection
 
 Method = Literal["pipeline", "dense", "tfidf", "bm25"]
 Stage = Literal["ranked", "final"]
+
+
+def default_index_dir(input_path: Path) -> Path:
+    """The harness's own index of an input file: `index/eval-<name>-<hash of its path>`, so two
+    inputs with one file name (every `articles.jsonl`) never rebuild over each other."""
+    digest = hashlib.sha1(str(input_path.resolve()).encode("utf-8")).hexdigest()[:8]
+    return Path("index") / f"eval-{input_path.stem}-{digest}"
 
 
 def _lexical_run(collection: Collection, query_id: str, k: int, method: Method) -> list[RunItem]:
