@@ -94,6 +94,10 @@ def test_bad_files_name_file_line_and_field(tmp_path: Path) -> None:
     headless.write_text("q1\ta\t3\n")
     with pytest.raises(ValueError, match=r"qrels.tsv: missing column\(s\) query_id, doc_id, grade"):
         load_qrels(headless)
+    short = tmp_path / "short.tsv"
+    short.write_text("query_id\tdoc_id\trank\tscore\nq1\ta\t1\t0.9\nq1\n")
+    with pytest.raises(ValueError, match=r"short.tsv:3: field 'doc_id' is empty or missing"):
+        load_run(short)
     bad = tmp_path / "bad.tsv"
     bad.write_text("query_id\tdoc_id\tgrade\nq1\ta\t3\nq1\tb\tsame\n")
     with pytest.raises(ValueError, match=r"bad.tsv:3: field 'grade' must be 0, 1, 2 or 3"):

@@ -60,6 +60,12 @@ def _header(path: Path, delimiter: str = "\t") -> list[str]:
         return next(csv.reader(fh, delimiter=delimiter), [])
 
 
+def _ids_present(where: str, row: Mapping[str, str | None]) -> None:
+    for column in ("query_id", "doc_id"):
+        if not row.get(column):
+            raise ValueError(f"{where}: field '{column}' is empty or missing")
+
+
 def load_run(path: Path | str) -> Run:
     """A run file's related stories per query, best first (ordered by `rank`)."""
     path = Path(path)
@@ -67,6 +73,7 @@ def load_run(path: Path | str) -> Run:
     ranked: dict[str, list[tuple[int, RunItem]]] = {}
     for line, row in _rows(path):
         where = f"{path}:{line}"
+        _ids_present(where, row)
         try:
             rank = int(row["rank"])
             score = float(row.get("score") or "nan")
@@ -104,6 +111,7 @@ def _read_qrels_file(path: Path, qrels: Qrels) -> None:
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
     _require(path, _header(path, delimiter), ["query_id", "doc_id", "grade"])
     for line, row in _rows(path, delimiter):
+        _ids_present(f"{path}:{line}", row)
         text = (row["grade"] or "").strip()
         if not text:
             continue

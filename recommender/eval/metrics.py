@@ -194,7 +194,9 @@ def chart_png(
     ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(metrics))], list(metrics))
     ax.set_ylim(0.0, 1.0)
     ax.set_ylabel("score")
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(
+        fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(names), 5)
+    )
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
