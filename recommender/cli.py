@@ -379,8 +379,10 @@ def eval_score(
     chart: Annotated[Path | None, typer.Option(help="Write a PNG bar chart of the runs")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records")] = False,
 ) -> None:
-    """nDCG@10, capped recall@1/5/10/50 over grade >= 2, recall@5 over grade 3, α-nDCG@10 and
-    story recall@10; one run as JSON, several as a table, --compare with significance."""
+    """Score runs (nDCG@10, capped recall, α-nDCG@10, story recall); --compare tests significance.
+
+    One run prints JSON, several a table; with --compare each metric's difference to the first
+    run, its paired p-value and * where p < 0.05."""
     from recommender.eval import significance
     from recommender.eval.metrics import HEADLINE, NOVELTY, markdown_table, write_chart
     from recommender.eval.scoring import COMPARED, per_query_values, score_values
