@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmarks.context import RunContext
 from recommender.eval import metrics
+from recommender.eval.files import doc_ids, load_qrels, read_queries
 from recommender.eval.runs import Method, run_queries
 from recommender.ranking.related import MAX_K
 from recommender.storage.collection import Collection
@@ -34,8 +35,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     files = judgement_files(ctx.data)
     if files is None:
         return {"skipped": f"no judgements beside {ctx.data} ({PAIRS})"}
-    queries = metrics.read_queries(files[0])
-    qrels = metrics.read_qrels(files[1])
+    queries = read_queries(files[0])
+    qrels = load_qrels(files[1])
     collection = Collection.load(ctx.real_index_dir())
     results: dict[str, Any] = {}
     missing = 0
@@ -43,9 +44,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         for method in METHODS:
             run_lists, absent = run_queries(collection, queries, method=method, k=MAX_K)
             missing = len(absent)
-            scores = metrics.evaluate(
-                {q: [d for d, _ in v] for q, v in run_lists.items()}, qrels, queries
-            )
+            scores = metrics.evaluate(doc_ids(run_lists), qrels, queries)
             results[method] = {
                 k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()
             }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,7 +18,10 @@ from recommender.config import DEFAULT_MODEL, Settings
 
 if TYPE_CHECKING:
     from recommender.engine import Engine
+    from recommender.eval.files import Qrels, Record, Run
     from recommender.indexing import BuildReport
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Related stories for Bulgarian news sites.", no_args_is_help=True)
 models_app = typer.Typer(help="Build and inspect embedding models.", no_args_is_help=True)
@@ -329,22 +333,36 @@ def serve(
 
 
 def _eval_collection(input: Path, index: Path | None, settings: Settings) -> Path:
-    """An index of `input`: the given or default one if it holds exactly these articles."""
+    """An index of `input`. A given `--index` is used only if it holds exactly these articles,
+    built with the configured model; it is never rebuilt over (it may be someone's index). The
+    default, `index/eval-<input name>-<path hash>`, is the harness's own: rebuilt when stale."""
     from recommender.embedding.backends import model_id_for
     from recommender.embedding.encoder import ArticleEncoder
     from recommender.engine import Engine, IndexUnavailable
+    from recommender.eval.runs import default_index_dir
     from recommender.indexing import BuildReport, build_index, read_input
 
-    directory = index or Path("index") / f"eval-{input.stem}"
+    directory = index or default_index_dir(input)
     wanted = {a.id for a in read_input(input, BuildReport(input, directory))}
+    model_id = model_id_for(settings)
+    given = index is not None and directory.exists() and any(directory.iterdir())
+    refusal = f"refusing to rebuild over --index {directory}; give another --index, or none"
     try:
-        existing = Engine(directory, settings, model_id=model_id_for(settings))
-        same = set(existing.gen.mirror.slot_of) == wanted
+        existing = Engine(directory, settings, model_id=model_id)
+    except IndexUnavailable as exc:
+        if given:
+            raise _fail(f"{exc}; {refusal}") from None
+    else:
+        ids = set(existing.gen.mirror.slot_of)
         existing.close()
-        if same:
+        if ids == wanted:
             return directory
-    except IndexUnavailable:
-        pass
+        if given:
+            why = (
+                f"it holds {len(ids)} articles, {input} has {len(wanted)} "
+                f"({len(ids - wanted)} only in the index, {len(wanted - ids)} only in the input)"
+            )
+            raise _fail(f"index {directory} does not match {input}: {why}; {refusal}")
     err.print(f"indexing {input} into {directory}", highlight=False)
     build_index(input, directory, ArticleEncoder.from_settings(settings), settings)
     return directory
@@ -355,7 +373,8 @@ def eval_run(
     input: Annotated[Path, typer.Option("--input", "-i", help="Articles, .jsonl or .csv")],
     queries: Annotated[Path, typer.Option(help="TSV with a query_id column")],
     run_path: Annotated[
-        Path, typer.Option("--out", help="Run TSV to write: query_id doc_id rank score")
+        Path,
+        typer.Option("--out", help="Run TSV to write: query_id doc_id rank score reason parts"),
     ],
     k: Annotated[int, typer.Option("--k", help="Stories per query (at most 50)")] = 50,
     stage: Annotated[
@@ -368,7 +387,7 @@ def eval_run(
 ) -> None:
     """Related stories of every query article, as a run file to score."""
     from recommender.engine import Engine
-    from recommender.eval.metrics import read_queries, write_run
+    from recommender.eval.files import read_queries, write_run
     from recommender.eval.runs import run_queries
 
     if stage not in ("ranked", "final"):
@@ -377,16 +396,14 @@ def eval_run(
         raise _fail(f"--method must be pipeline, stored, dense, tfidf or bm25, not '{method}'")
     if not 1 <= k <= 50:
         raise _fail(f"--k must be from 1 to 50, not {k}")
-    for path in (input, queries):
-        if not path.is_file():
-            raise _fail(f"file not found: {path}")
+    _files_exist([input, queries])
     settings = Settings()
     directory = _eval_collection(input, index, settings)
     engine = Engine(directory, settings)
     try:
         run, missing = run_queries(
             engine,
-            read_queries(queries),
+            _read(read_queries, queries),
             method=method,  # type: ignore[arg-type]
             stage=stage,  # type: ignore[arg-type]
             k=k,
@@ -402,33 +419,172 @@ def eval_run(
     )
 
 
-@eval_app.command("score")
-def eval_score(
-    run: Annotated[list[Path], typer.Option("--run", help="Run TSV (repeat to compare)")],
-    qrels: Annotated[Path, typer.Option(help="Judgements TSV: query_id doc_id grade")],
-    queries: Annotated[Path | None, typer.Option(help="Queries TSV [default: the run's]")] = None,
-    compare: Annotated[bool, typer.Option(help="Print a table even for one run")] = False,
-    chart: Annotated[Path | None, typer.Option(help="Write a PNG bar chart of the runs")] = None,
-) -> None:
-    """nDCG@10 and recall@1/5/10/50 over grade >= 2, recall@5 over grade 3, as JSON."""
-    from recommender.eval.metrics import compare as compare_table
-    from recommender.eval.metrics import evaluate, read_qrels, read_queries, read_run, write_chart
+RunsOpt = Annotated[list[Path], typer.Option("--run", help="Run TSV (repeat to compare)")]
+QrelsOpt = Annotated[
+    list[Path],
+    typer.Option(
+        "--qrels",
+        help="Judgements: TSV query_id doc_id grade, or a filled pool CSV (repeat: later wins)",
+    ),
+]
+QueriesOpt = Annotated[Path | None, typer.Option(help="Queries TSV [default: the first run's]")]
+TestOpt = Annotated[str, typer.Option("--test", help="randomization or t-test")]
 
-    for path in [*run, qrels, *([queries] if queries else [])]:
+
+def _files_exist(paths: list[Path]) -> None:
+    for path in paths:
         if not path.is_file():
             raise _fail(f"file not found: {path}")
-    judgements = read_qrels(qrels)
-    results = {}
-    for path in run:
-        ranked = read_run(path)
-        query_ids = read_queries(queries) if queries else list(ranked)
-        results[path.stem] = evaluate(ranked, judgements, query_ids)
+
+
+def _read(reader: Callable[[Path], T], path: Path) -> T:
+    try:
+        return reader(path)
+    except (ValueError, KeyError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _bench_inputs(
+    run: list[Path], qrels: list[Path], queries: Path | None
+) -> tuple[dict[str, Run], Qrels, list[str]]:
+    """Runs by name (the file's stem, or its path when two stems clash), merged judgements and
+    the query ids to score."""
+    from recommender.eval.files import load_qrels, load_run, read_queries
+
+    _files_exist([*run, *qrels, *([queries] if queries else [])])
+    stems = [p.stem for p in run]
+    runs = {(p.stem if stems.count(p.stem) == 1 else str(p)): _read(load_run, p) for p in run}
+    judgements = _read(lambda _: load_qrels(*qrels), qrels[0])
+    query_ids = _read(read_queries, queries) if queries else list(next(iter(runs.values())))
+    return runs, judgements, query_ids
+
+
+def _check_test(test: str) -> None:
+    if test not in ("randomization", "t-test"):
+        raise _fail(f"--test must be 'randomization' or 't-test', not '{test}'")
+
+
+@eval_app.command("score")
+def eval_score(
+    run: RunsOpt,
+    qrels: QrelsOpt,
+    queries: QueriesOpt = None,
+    compare: Annotated[
+        bool, typer.Option(help="Differences to the first run with a paired significance test")
+    ] = False,
+    test: TestOpt = "randomization",
+    deltas: Annotated[
+        Path | None, typer.Option(help="With --compare: write per-query differences (TSV)")
+    ] = None,
+    chart: Annotated[Path | None, typer.Option(help="Write a PNG bar chart of the runs")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON records")] = False,
+) -> None:
+    """Score runs (nDCG@10, capped recall, α-nDCG@10, story recall); --compare tests significance.
+
+    One run prints JSON, several a table; with --compare each metric's difference to the first
+    run, its paired p-value and * where p < 0.05."""
+    from recommender.eval import significance
+    from recommender.eval.metrics import HEADLINE, NOVELTY, markdown_table, write_chart
+    from recommender.eval.scoring import COMPARED, per_query_values, score_values
+
+    _check_test(test)
+    runs, judgements, query_ids = _bench_inputs(run, qrels, queries)
+    values = per_query_values(runs, judgements, query_ids)
+    summaries = {r["run"]: r for r in score_values(values, len(query_ids))}
     if chart is not None:
-        write_chart(results, chart)
-    if len(run) > 1 or compare:
-        out.print(compare_table(results), highlight=False)
-    else:
-        sys.stdout.write(json.dumps(results[run[0].stem], indent=2) + "\n")
+        write_chart(summaries, chart)
+    if not compare:
+        if len(run) == 1 and not as_json:
+            sys.stdout.write(json.dumps(next(iter(summaries.values())), indent=2) + "\n")
+        elif as_json:
+            sys.stdout.write(json.dumps(list(summaries.values()), indent=2) + "\n")
+        else:
+            out.print(markdown_table(summaries, (*HEADLINE, *NOVELTY)), highlight=False)
+        return
+    records = significance.compare(values, COMPARED, test)  # type: ignore[arg-type]
+    if deltas is not None:
+        _write_tsv(deltas, significance.deltas(values, COMPARED))
+    if as_json:
+        sys.stdout.write(json.dumps({"runs": list(summaries.values()), "compare": records}) + "\n")
+        return
+    out.print(significance.markdown(summaries, records, COMPARED), highlight=False)
+
+
+def _write_tsv(path: Path, records: list[Record]) -> None:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(
+            fh,
+            fieldnames=list(records[0]) if records else ["query_id"],
+            delimiter="\t",
+            lineterminator="\n",
+        )
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: f"{v:.6f}" if isinstance(v, float) else v for k, v in r.items()})
+
+
+@eval_app.command("pool")
+def eval_pool(
+    run: RunsOpt,
+    qrels: QrelsOpt,
+    input: Annotated[Path, typer.Option("--input", "-i", help="The runs' articles, .jsonl/.csv")],
+    pool_path: Annotated[Path, typer.Option("--out", help="Pool CSV to write")],
+    depth: Annotated[int, typer.Option(help="Top of each run to pool")] = 5,
+    queries: Annotated[Path | None, typer.Option(help="Only these queries [default: all]")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the shuffled order")] = 0,
+) -> None:
+    """Unjudged pairs in the top --depth of any run, blind and shuffled, as a CSV to judge."""
+    from recommender.eval.pooling import pool, write_pool
+
+    if depth < 1:
+        raise _fail(f"--depth must be at least 1, not {depth}")
+    _files_exist([input])
+    runs, judgements, query_ids = _bench_inputs(run, qrels, queries)
+    try:
+        records = pool(runs, judgements, input, depth, seed, query_ids if queries else None)
+    except ValueError as exc:
+        raise _fail(f"{exc} ({input})") from None
+    write_pool(pool_path, records)
+    out.print(
+        f"wrote {pool_path}: {len(records)} unjudged pairs from the top {depth} of {len(runs)} "
+        f"runs; fill the grade column (0 not related, 1 related, 2 same event, 3 same story) "
+        f"and pass it as a further --qrels",
+        highlight=False,
+    )
+
+
+@eval_app.command("report")
+def eval_report(
+    run: RunsOpt,
+    qrels: QrelsOpt,
+    input: Annotated[Path, typer.Option("--input", "-i", help="The runs' articles, .jsonl/.csv")],
+    report_path: Annotated[Path, typer.Option("--out", help="HTML file to write")],
+    queries: QueriesOpt = None,
+    k: Annotated[int, typer.Option("--k", help="Items shown per run and query")] = 10,
+    test: TestOpt = "randomization",
+) -> None:
+    """One self-contained HTML page: summary with significance, charts, per-query drill-down."""
+    from recommender.eval.pooling import load_articles
+    from recommender.eval.report import render, write_report
+
+    _check_test(test)
+    if k < 1:
+        raise _fail(f"--k must be at least 1, not {k}")
+    _files_exist([input])
+    runs, judgements, query_ids = _bench_inputs(run, qrels, queries)
+    html = render(
+        runs,
+        judgements,
+        load_articles(input),
+        query_ids,
+        k=k,
+        test=test,  # type: ignore[arg-type]
+        sources=[str(p) for p in qrels],
+    )
+    write_report(report_path, html)
+    out.print(f"wrote {report_path}: {len(runs)} runs, {len(query_ids)} queries", highlight=False)
 
 
 @app.command()

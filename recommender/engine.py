@@ -339,9 +339,7 @@ class Engine:
             while True:
                 self.follow()
                 try:
-                    return self._write(
-                        self.sync(), [p.article for p in by_id.values()], by_id, []
-                    )
+                    return self._write(self.sync(), [p.article for p in by_id.values()], by_id, [])
                 except _Switched:
                     continue
 

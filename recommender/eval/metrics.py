@@ -1,73 +1,53 @@
-"""Relevance metrics for related-article runs: nDCG@10 and recall over graded judgements.
+"""Relevance metrics of related-article runs over graded judgements, per query and on average.
 
-Files are tab-separated with a header: a run (`query_id  doc_id  rank  score`), qrels
-(`query_id  doc_id  grade`) and queries (a `query_id` column). Grades: 3 = the same story,
-2 = the same event. nDCG uses the grade as the gain; recall counts grade >= 2. The query article
-itself never counts, in the run or in the judgements. Recall at k is capped: hits in the top k
-over min(k, number relevant), so a query with more relevant articles than k can still reach 1.0
-(queries with 6-8 re-prints exist); `recall@10_uncapped` is reported too. Queries without any
-grade >= 2 judgement cannot be scored and are skipped (their number is reported); recall@5 on
-grade 3 is over the queries that have a grade-3 judgement.
+nDCG@10 (the grade as the gain), uncapped recall, α-nDCG@10 and story recall come from
+ir-measures (trec_eval and TREC's ndeval underneath); recall at k is the project's own, capped:
+hits in the top k over min(k, number relevant), so a query with more relevant articles than k
+(queries with 6-8 re-prints exist) can still reach 1.0 — no library has it. Recall counts
+grade >= 2. The query article itself never counts, in the run or in the judgements; the order of
+a run is its rank, never its score (the final stage's fallback items score below later ones).
+
+Queries without any grade >= 2 judgement cannot be scored and are skipped (their number is
+reported); recall@5 on grade 3 is over the queries with a grade-3 judgement.
+
+Novelty, for the box a reader sees: the final stage collapses copies of one story, which
+precision-style metrics punish. Stories come from the judgements: articles judged the same story
+(grade 3) anywhere in the qrels are one story (connected pairs, transitively). For each query,
+every relevant article other than copies of the query's own story belongs to one story, and
+α-nDCG@10 (Clarke et al., 2008; α = 0.5) gives a story's first article full gain and each
+further copy half the gain of the one before; `story_recall@10` is the share of those stories in
+the top 10. Copies of the query's own story count for nothing there (a re-print of the article
+being read tells the reader nothing new); queries left without any story are not scored on these
+two (`scored_novelty` counts the rest).
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-Run = dict[str, list[str]]
-Qrels = dict[str, dict[str, int]]
+import ir_measures
+from ir_measures import Judged, Measure, R, StRecall, alpha_nDCG, nDCG
+
+from recommender.eval.files import Qrels
 
 RECALL_CUTS = (1, 5, 10, 50)
-NDCG_CUT = 10
 RELEVANT = 2
 SAME_STORY = 3
 HEADLINE = ("ndcg@10", "recall@5", "recall@10", "recall@5_grade3")
-
-
-def _rows(path: Path) -> Iterable[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        yield from csv.DictReader(fh, delimiter="\t")
-
-
-def read_run(path: Path) -> Run:
-    """Doc ids per query, best first (ordered by `rank`)."""
-    ranked: dict[str, list[tuple[int, str]]] = {}
-    for row in _rows(path):
-        ranked.setdefault(row["query_id"], []).append((int(row["rank"]), row["doc_id"]))
-    return {q: [doc for _, doc in sorted(docs)] for q, docs in ranked.items()}
-
-
-def write_run(path: Path, run: Mapping[str, Sequence[tuple[str, float]]]) -> None:
-    """Write (doc_id, score) lists, best first, as a run TSV."""
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(["query_id", "doc_id", "rank", "score"])
-        for query_id, docs in run.items():
-            for rank, (doc_id, score) in enumerate(docs, start=1):
-                writer.writerow([query_id, doc_id, rank, f"{score:.6f}"])
-
-
-def read_qrels(path: Path) -> Qrels:
-    qrels: Qrels = {}
-    for row in _rows(path):
-        qrels.setdefault(row["query_id"], {})[row["doc_id"]] = int(row["grade"])
-    return qrels
-
-
-def read_queries(path: Path) -> list[str]:
-    return [row["query_id"] for row in _rows(path)]
-
-
-def _dcg(gains: Sequence[int]) -> float:
-    return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
-
-
-def ndcg(ranked: Sequence[str], grades: Mapping[str, int], k: int = NDCG_CUT) -> float:
-    ideal = _dcg(sorted(grades.values(), reverse=True)[:k])
-    return _dcg([grades.get(d, 0) for d in ranked[:k]]) / ideal if ideal > 0 else 0.0
+NOVELTY = ("alpha_ndcg@10", "story_recall@10")
+GRADED: dict[Measure, str] = {
+    nDCG @ 10: "ndcg@10",
+    R(rel=RELEVANT) @ 10: "recall@10_uncapped",
+    Judged @ 10: "judged@10",
+}
+STORIES: dict[Measure, str] = {
+    alpha_nDCG(alpha=0.5) @ 10: "alpha_ndcg@10",
+    StRecall @ 10: "story_recall@10",
+}
+PerQuery = dict[str, dict[str, float]]
 
 
 def recall(ranked: Sequence[str], relevant: set[str], k: int, capped: bool = True) -> float:
@@ -78,53 +58,109 @@ def recall(ranked: Sequence[str], relevant: set[str], k: int, capped: bool = Tru
     return hits / (min(k, len(relevant)) if capped else len(relevant))
 
 
-def evaluate(
-    run: Mapping[str, Sequence[str]], qrels: Qrels, queries: Sequence[str]
-) -> dict[str, float | int | str]:
-    """Mean metrics over the queries that have a grade >= 2 judgement, plus query counts."""
-    sums = {f"recall@{k}": 0.0 for k in RECALL_CUTS} | {
-        "ndcg@10": 0.0,
-        "recall@10_uncapped": 0.0,
-        "recall@5_grade3": 0.0,
+def stories(qrels: Qrels) -> dict[str, str]:
+    """Each article's story: articles linked by grade-3 judgements, transitively, are one."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for query_id, grades in qrels.items():
+        for doc_id, grade in grades.items():
+            find(doc_id)
+            if grade >= SAME_STORY and doc_id != query_id:
+                a, b = find(query_id), find(doc_id)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return {x: find(x) for x in list(parent)}
+
+
+def _judged(qrels: Qrels, query_id: str) -> dict[str, int]:
+    return {d: g for d, g in qrels.get(query_id, {}).items() if d != query_id}
+
+
+def scorable(qrels: Qrels, queries: Sequence[str]) -> list[str]:
+    """The queries with at least one grade >= 2 judgement (other than themselves)."""
+    return [q for q in queries if any(g >= RELEVANT for g in _judged(qrels, q).values())]
+
+
+def _library_scores(measures: Mapping[Measure, str], qrels: object, run: object) -> PerQuery:
+    values: PerQuery = {}
+    with contextlib.redirect_stderr(io.StringIO()):  # ndeval's advice on TREC files, not ours
+        for m in ir_measures.iter_calc(list(measures), qrels, run):
+            values.setdefault(m.query_id, {})[measures[m.measure]] = float(m.value)
+    return values
+
+
+def per_query(run: Mapping[str, Sequence[str]], qrels: Qrels, queries: Sequence[str]) -> PerQuery:
+    """Every metric of every scorable query (novelty ones only where the query has a story)."""
+    scored = scorable(qrels, queries)
+    # ir-measures orders by score: rank order as descending scores keeps the run's order
+    lib_run = {
+        q: {d: float(len(docs) - i) for i, d in enumerate(docs)}
+        for q in scored
+        if (docs := [d for d in dict.fromkeys(run.get(q, [])) if d != q])
     }
-    scored = scored_grade3 = 0
-    for query_id in queries:
-        grades = {d: g for d, g in qrels.get(query_id, {}).items() if d != query_id and g > 0}
+    graded = {q: {d: g for d, g in _judged(qrels, q).items()} for q in scored}
+    values = _library_scores(GRADED, graded, lib_run)
+    story_of = stories(qrels)
+    story_qrels = [
+        ir_measures.Qrel(q, d, 1, story_of[d])
+        for q in scored
+        for d, g in _judged(qrels, q).items()
+        if g >= RELEVANT and story_of[d] != story_of.get(q, q)
+    ]
+    novelty = _library_scores(STORIES, story_qrels, lib_run) if story_qrels else {}
+    with_story = {qr.query_id for qr in story_qrels}
+    result: PerQuery = {}
+    for q in scored:
+        ranked = [d for d in run.get(q, []) if d != q]
+        grades = _judged(qrels, q)
         relevant = {d for d, g in grades.items() if g >= RELEVANT}
-        if not relevant:
-            continue
-        ranked = [d for d in run.get(query_id, []) if d != query_id]
-        scored += 1
-        sums["ndcg@10"] += ndcg(ranked, grades)
-        for k in RECALL_CUTS:
-            sums[f"recall@{k}"] += recall(ranked, relevant, k)
-        sums["recall@10_uncapped"] += recall(ranked, relevant, 10, capped=False)
+        row = {name: values.get(q, {}).get(name, 0.0) for name in GRADED.values()}
+        row |= {f"recall@{k}": recall(ranked, relevant, k) for k in RECALL_CUTS}
         same_story = {d for d, g in grades.items() if g >= SAME_STORY}
         if same_story:
-            scored_grade3 += 1
-            sums["recall@5_grade3"] += recall(ranked, same_story, 5)
+            row["recall@5_grade3"] = recall(ranked, same_story, 5)
+        if q in with_story:
+            row |= {name: novelty.get(q, {}).get(name, 0.0) for name in STORIES.values()}
+        result[q] = row
+    return result
+
+
+def summarize(values: PerQuery, total: int) -> dict[str, float | int | str]:
+    """Means of per-query metrics (each over the queries that have it), plus query counts out
+    of `total` queries asked."""
+    names = [*GRADED.values(), *(f"recall@{k}" for k in RECALL_CUTS), "recall@5_grade3"]
+    names += list(STORIES.values())
     result: dict[str, float | int | str] = {}
-    for name, total in sums.items():
-        count = scored_grade3 if name == "recall@5_grade3" else scored
-        result[name] = total / count if count else 0.0
-    skipped = len(queries) - scored
+    for name in names:
+        have = [row[name] for row in values.values() if name in row]
+        result[name] = sum(have) / len(have) if have else 0.0
+    skipped = total - len(values)
     result |= {
-        "queries": len(queries),
-        "scored": scored,
-        "scored_grade3": scored_grade3,
+        "queries": total,
+        "scored": len(values),
+        "scored_grade3": sum("recall@5_grade3" in row for row in values.values()),
+        "scored_novelty": sum("alpha_ndcg@10" in row for row in values.values()),
         "skipped": skipped,
-        "note": f"{skipped} of {len(queries)} queries have no grade>=2 judgement and are skipped",
+        "note": f"{skipped} of {total} queries have no grade>=2 judgement and are skipped",
     }
     return result
 
 
-def evaluate_files(
-    run_path: Path, qrels_path: Path, queries_path: Path
+def evaluate(
+    run: Mapping[str, Sequence[str]], qrels: Qrels, queries: Sequence[str]
 ) -> dict[str, float | int | str]:
-    return evaluate(read_run(run_path), read_qrels(qrels_path), read_queries(queries_path))
+    """Mean metrics over the queries that have a grade >= 2 judgement, plus query counts."""
+    return summarize(per_query(run, qrels, queries), len(queries))
 
 
-def compare(
+def markdown_table(
     runs: Mapping[str, Mapping[str, float | int | str]], metrics: Sequence[str] = HEADLINE
 ) -> str:
     """A Markdown table: one row per run, one column per metric."""
@@ -140,12 +176,10 @@ def compare(
     return "\n".join(lines)
 
 
-def write_chart(
-    runs: Mapping[str, Mapping[str, float | int | str]],
-    path: Path,
-    metrics: Sequence[str] = HEADLINE,
-) -> None:
-    """A grouped bar chart (PNG) of `metrics` for each run."""
+def chart_png(
+    runs: Mapping[str, Mapping[str, float | int | str]], metrics: Sequence[str] = HEADLINE
+) -> bytes:
+    """A grouped bar chart of `metrics` for each run, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,7 +194,20 @@ def write_chart(
     ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(metrics))], list(metrics))
     ax.set_ylim(0.0, 1.0)
     ax.set_ylabel("score")
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(
+        fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(names), 5)
+    )
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_chart(
+    runs: Mapping[str, Mapping[str, float | int | str]],
+    path: Path,
+    metrics: Sequence[str] = HEADLINE,
+) -> None:
+    """The grouped bar chart of `metrics` for each run, as a PNG file."""
+    path.write_bytes(chart_png(runs, metrics))
