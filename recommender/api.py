@@ -352,17 +352,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             items = orjson.loads(stored)[: q.k]
             body = _related_body(article_id, engine.model_id, items)
         else:
-            gen = engine.gen
 
             def compute() -> bytes:
-                try:
-                    found = engine.related(article_id, q)
-                except ArticleNotFound:
-                    raise _not_indexed(article_id) from None
-                return _related_body(article_id, engine.model_id, _records(found))
+                gen = engine.sync()  # the log first, so a cached answer is never stale
+                key = (gen.path.name, gen.mirror.seq, article_id, q.model_dump_json())
 
-            key = (gen.path.name, gen.mirror.seq, article_id, q.model_dump_json())
-            body = await run_in_threadpool(state.cached, key, compute)
+                def fresh() -> bytes:
+                    try:
+                        found = engine.related(article_id, q)
+                    except ArticleNotFound:
+                        raise _not_indexed(article_id) from None
+                    return _related_body(article_id, engine.model_id, _records(found))
+
+                return state.cached(key, fresh)
+
+            body = await run_in_threadpool(compute)
         etag = _etag(body)
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={CACHE_SECONDS}"}
         if _matches(request.headers.get("if-none-match"), etag):

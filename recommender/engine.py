@@ -174,6 +174,8 @@ class Engine:
         self._version = self.directory.version()
         self.gen = self._open(generation) if generation is not None else self._open_current()
         self._lookup: tuple[tuple[int, int], Store] | None = None
+        if not self._pinned:
+            self.directory.collect()  # what a killed build or an old process left behind
 
     # -- opening and following -------------------------------------------------------------
 

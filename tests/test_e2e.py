@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import csv
-import os
-import socket
-import subprocess
-import sys
-import time
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,52 +11,23 @@ import httpx
 import pytest
 
 from tests.conftest import SAMPLE_QRELS
+from tests.servers import start_server, stop
 
 pytestmark = pytest.mark.slow
 MIN_SAMPLE_RECALL_AT_5 = 0.9
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(
     sample_index: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    port = _free_port()
-    env = dict(
-        os.environ,
-        RECOMMENDER_INDEX_DIR=str(sample_index),
-        RECOMMENDER_MODELS_DIR=str(model_dir.parent),
-        RECOMMENDER_CACHE_PATH=str(tmp_path_factory.mktemp("srv") / "cache.sqlite"),
+    proc, base = start_server(
+        sample_index, model_dir, tmp_path_factory.mktemp("srv") / "cache.sqlite"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recommender.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "server died")
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not become ready in 60 s")
         yield base
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop(proc)
 
 
 def _judgements() -> dict[str, dict[str, int]]:
@@ -107,3 +74,43 @@ def test_related_stories_over_http_match_the_judgements(server: str) -> None:
 def _story(doc: str, judged: dict[str, dict[str, int]]) -> str:
     """A story id: the smallest id among the article and its grade-3 re-prints."""
     return min([doc, *(d for d, g in judged.get(doc, {}).items() if g == 3)])
+
+
+def test_two_workers_serve_every_write_at_once(
+    sample_index: Path, model_dir: Path, tmp_path: Path, sample_articles: list
+) -> None:
+    index = tmp_path / "idx"
+    shutil.copytree(sample_index, index)
+    proc, base = start_server(
+        index, model_dir, tmp_path / "cache.sqlite", workers=2, RECOMMENDER_API_KEYS="k"
+    )
+    auth = {"Authorization": "Bearer k"}
+    article = next(a for a in sample_articles if a.id == "a1004")
+    try:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            holders = [
+                a.id
+                for a in sample_articles
+                if a.id != article.id
+                and article.id
+                in {i["id"] for i in http.get(f"/articles/{a.id}/related").json()["items"]}
+            ]
+            assert holders
+            assert http.delete(f"/articles/{article.id}", headers=auth).status_code == 200
+            for _ in range(10):  # new connections land on either worker
+                with httpx.Client(base_url=base, timeout=30) as fresh:
+                    for holder in holders:
+                        items = fresh.get(f"/articles/{holder}/related").json()["items"]
+                        assert article.id not in {i["id"] for i in items}
+                    assert fresh.get(f"/articles/{article.id}/related").status_code == 404
+            body = article.model_dump(mode="json", exclude={"id"})
+            assert http.put(f"/articles/{article.id}", json=body, headers=auth).status_code == 201
+            for _ in range(10):
+                with httpx.Client(base_url=base, timeout=30) as fresh:
+                    assert fresh.get(f"/articles/{article.id}/related").status_code == 200
+                    ranked = fresh.get(
+                        f"/articles/{holders[0]}/related", params={"stage": "ranked", "k": 20}
+                    ).json()["items"]
+                    assert article.id in {i["id"] for i in ranked}
+    finally:
+        stop(proc)

@@ -65,11 +65,19 @@ def test_overlap_is_weighted_and_names_shared_rarest_first() -> None:
     assert overlap(Entities(), Entities(), stats).score == 0.0
 
 
-def test_stats_round_trip() -> None:
-    stats = EntityStats.fit([extract_entities("Срещата в Пхенян. Шойгу и Пхенян.")])
-    again = EntityStats.from_dict(stats.to_dict())
-    assert again.doc_freq == stats.doc_freq
-    assert again.idf("zzz") > again.idf(entity_key("Пхенян"))
+def test_stats_follow_articles_coming_and_going() -> None:
+    first = extract_entities("Срещата в Пхенян. Там Шойгу видя Пхенян.")
+    second = extract_entities("В Москва пристигна Шойгу.")
+    stats = EntityStats.fit([first, second])
+    shoigu, pyongyang = entity_key("Шойгу"), entity_key("Пхенян")
+    assert stats.doc_freq[shoigu] == 2 and stats.docs == 2
+    rare = stats.idf(pyongyang)
+    assert rare > stats.idf(shoigu)
+    stats.remove(first)
+    assert stats.docs == 1 and pyongyang not in stats.doc_freq and stats.doc_freq[shoigu] == 1
+    assert stats.idf(pyongyang) != rare  # the weights follow the change at once
+    stats.add(first)
+    assert stats.idf(pyongyang) == pytest.approx(rare)
 
 
 def test_overlaps_equals_pairwise_overlap() -> None:

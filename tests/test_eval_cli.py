@@ -83,7 +83,10 @@ def test_eval_errors_name_the_problem(env: Path, sample_index: Path) -> None:
 
 
 def _manifest(index: Path) -> str:
-    return (index / "manifest.json").read_text()
+    """What identifies an index's content on disk: its current generation and its store."""
+    current = index / (index / "CURRENT").read_text().strip()
+    store = current / "store.sqlite"
+    return f"{current.name} {store.stat().st_size} {store.stat().st_mtime_ns}"
 
 
 def test_eval_run_refuses_to_rebuild_over_another_index(

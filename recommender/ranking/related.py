@@ -10,7 +10,7 @@ ladder and diversifies. `RelatedQuery` is the one declaration of the per-request
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -183,7 +183,6 @@ class Related:
                 lexical=float(lexical_scores[s]) if lexical_scores is not None else 0.0,
                 entities=shared[i] if shared is not None else NO_OVERLAP,
                 vector=vectors[i],
-                terms=m.lexical.row_terms(s),
             )
             for i, s in enumerate(slot_list)
         ]
@@ -191,9 +190,22 @@ class Related:
     def ranked(self, query: Query, q: RelatedQuery) -> tuple[list[Scored], list[RelatedItem]]:
         """The ranked candidates and the items the stage asked for keeps."""
         config = q.ranking_config(self.config)
-        with self.mirror.lock:
+        m = self.mirror
+        with m.lock:
             candidates = self._candidates(query, q, config)
-        ranked = Ranker(config).rank(query.article, candidates)
+            ranked = Ranker(config).rank(query.article, candidates)
+            if q.stage == "final":
+                # the final stage compares wording among the items it chooses from
+                head = [
+                    replace(
+                        s,
+                        candidate=replace(
+                            s.candidate, terms=m.lexical.row_terms(m.slot_of[s.article.id])
+                        ),
+                    )
+                    for s in ranked[: config.final_pool]
+                ]
+                ranked = head + ranked[config.final_pool :]
         items = ranked[: q.k] if q.stage == "ranked" else final_list(query.article, ranked, config)
         return ranked, [RelatedItem.of(s) for s in items]
 

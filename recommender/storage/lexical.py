@@ -53,6 +53,8 @@ class LexicalIndex:
         self.analyzer = Analyzer(self.config.analyzer)
         self.vocabulary: dict[str, int] = {}
         self.docs = 0
+        self.size = 0
+        """Slots used so far (live or removed); score arrays have this length."""
         self._df = np.zeros(0, dtype=np.int64)
         self._alive = np.zeros(0, dtype=bool)
         self._base = sp.csr_matrix((0, 0), dtype=np.float32)
@@ -96,6 +98,7 @@ class LexicalIndex:
             self._alive = np.concatenate([self._alive, np.zeros(grow, dtype=bool)])
         self._df[cols] += 1
         self.docs += 1
+        self.size = max(self.size, slot + 1)
         self._alive[slot] = True
         self._cols[slot] = cols
         self._pending[slot] = (cols, tfs)
@@ -210,7 +213,7 @@ class LexicalIndex:
         return self._scores(*self._row(slot))
 
     def _scores(self, cols: np.ndarray, tfs: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(self._alive), dtype=np.float32)
+        out = np.zeros(self.size, dtype=np.float32)
         idf = self.idf()
         weights = tfs * idf[cols]
         norm = float(np.linalg.norm(weights))
@@ -228,7 +231,7 @@ class LexicalIndex:
             part = np.zeros_like(extra_dots)
             np.divide(extra_dots, extra_norms, out=part, where=extra_norms > 0)
             out[slots] = part
-        out[~self._alive] = 0.0
+        out[~self._alive[: self.size]] = 0.0
         return out
 
     def _row(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
