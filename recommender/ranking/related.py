@@ -193,7 +193,10 @@ class Related:
         m = self.mirror
         with m.lock:
             candidates = self._candidates(query, q, config)
-            ranked = Ranker(config).rank(query.article, candidates)
+            # the final stage chooses from the best `final_pool` (and a write's reverse updates
+            # look at its best `reverse_neighbours`, fewer)
+            limit = q.k if q.stage == "ranked" else config.final_pool
+            ranked = Ranker(config).rank(query.article, candidates, limit)
             if q.stage == "final":
                 # the final stage compares wording among the items it chooses from
                 head = [

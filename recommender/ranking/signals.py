@@ -120,8 +120,11 @@ class Ranker:
     def __init__(self, config: RankingConfig | None = None) -> None:
         self.config = config or RankingConfig()
 
-    def rank(self, query: Article, candidates: Sequence[Candidate]) -> list[Scored]:
-        """Every candidate except the query itself, best first."""
+    def rank(
+        self, query: Article, candidates: Sequence[Candidate], limit: int | None = None
+    ) -> list[Scored]:
+        """Every candidate except the query itself, best first (the best `limit` only, if
+        given: the scores are the same, fewer items are built)."""
         pool = [c for c in candidates if c.article.id != query.id]
         if not pool:
             return []
@@ -144,15 +147,15 @@ class Ranker:
             ]
         )
         scores = fused - cfg.freshness_weight * penalty
-        items = [
+        ids = np.array([c.article.id for c in pool], dtype=object)
+        order = np.lexsort((ids, -scores))[:limit]
+        return [
             Scored(
-                candidate=c,
+                candidate=pool[i],
                 score=float(scores[i]),
                 parts={s: float(v[i]) for s, v in signals.items()}
                 | {"freshness": float(-cfg.freshness_weight * penalty[i])},
-                reason=_reason(query, c, cfg, days[i]),
+                reason=_reason(query, pool[i], cfg, days[i]),
             )
-            for i, c in enumerate(pool)
+            for i in order
         ]
-        items.sort(key=lambda item: (-item.score, item.article.id))
-        return items
