@@ -60,6 +60,7 @@ from recommender.text.entities import Entities, article_entities
 
 log = logging.getLogger("recommender.engine")
 
+RETIRE_SECONDS = 5.0
 Status = Literal["created", "updated", "unchanged", "deleted", "not_found"]
 
 
@@ -174,6 +175,7 @@ class Engine:
         self._version = self.directory.version()
         self.gen = self._open(generation) if generation is not None else self._open_current()
         self._lookup: tuple[tuple[int, int], Store] | None = None
+        self._retired: list[tuple[float, Callable[[], None]]] = []
         if not self._pinned:
             self.directory.collect()  # what a killed build or an old process left behind
 
@@ -231,9 +233,21 @@ class Engine:
             old, self.gen = self.gen, new
             self._version = version
             log.info("switched to generation %s (%d articles)", new.path.name, len(new.mirror))
-        old.close()
-        self.directory.collect()
+            self._retire(old.close)
         return True
+
+    def _retire(self, close: Callable[[], None]) -> None:
+        """Close a replaced generation or store only once requests in flight are done with it."""
+        self._retired.append((time.monotonic() + RETIRE_SECONDS, close))
+
+    def _close_retired(self, everything: bool = False) -> None:
+        now = time.monotonic()
+        due = [c for t, c in self._retired if everything or t <= now]
+        self._retired = [(t, c) for t, c in self._retired if not (everything or t <= now)]
+        for close in due:
+            close()
+        if due:
+            self.directory.collect()
 
     def sync(self) -> Generation:
         """The generation in use with its mirror caught up with the log. (Switching to a new
@@ -248,7 +262,9 @@ class Engine:
         def loop() -> None:
             while not self._stop.wait(self.settings.follow_seconds):
                 try:
+                    self.follow()
                     self.sync()
+                    self._close_retired()
                     self._periodic_refresh()
                 except Exception:
                     log.exception("following the index failed; retrying")
@@ -262,6 +278,7 @@ class Engine:
             self._follower.join(timeout=5)
         if self._lookup is not None:
             self._lookup[1].close()
+        self._close_retired(everything=True)
         self.gen.close()
 
     # -- reads -----------------------------------------------------------------------------
@@ -279,7 +296,7 @@ class Engine:
             except (IndexMissing, StoreError):
                 return self.gen.store
             if lookup is not None:
-                lookup[1].close()
+                self._retire(lookup[1].close)
             self._lookup = lookup = (version, store)
         return lookup[1]
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from recommender.cli import sample_corpus
+from recommender.engine import RETIRE_SECONDS
 from tests.conftest import SAMPLE_QRELS
 from tests.servers import start_server, stop
 
@@ -113,4 +120,63 @@ def test_two_workers_serve_every_write_at_once(
                     ).json()["items"]
                     assert article.id in {i["id"] for i in ranked}
     finally:
+        stop(proc)
+
+
+def test_reindex_switches_a_running_server_without_a_failed_request(
+    sample_index: Path, model_dir: Path, tmp_path: Path, sample_articles: list
+) -> None:
+    index = tmp_path / "idx"
+    shutil.copytree(sample_index, index)
+    cache = tmp_path / "cache.sqlite"
+    proc, base = start_server(index, model_dir, cache)
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            n = 0
+            while not done.is_set() and n < 20_000:
+                article = sample_articles[n % len(sample_articles)]
+                statuses.append(http.get(f"/articles/{article.id}/related").status_code)
+                n += 1
+
+    reader = threading.Thread(target=read)
+    try:
+        before = httpx.get(f"{base}/readyz").json()["generation"]
+        reader.start()
+        env = dict(
+            os.environ,
+            RECOMMENDER_MODELS_DIR=str(model_dir.parent),
+            RECOMMENDER_CACHE_PATH=str(cache),
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "recommender.cli",
+                "index",
+                "build",
+                "--input",
+                str(sample_corpus()),
+                "--index",
+                str(index),
+                "--no-progress",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{base}/readyz").json()["generation"] == before:
+            assert time.monotonic() < deadline, "the server did not follow the new generation"
+            time.sleep(0.2)
+        time.sleep(RETIRE_SECONDS + 1)  # requests keep coming after the old one is closed
+        done.set()
+        reader.join()
+        assert len(statuses) > 100 and set(statuses) == {200}
+        names = sorted(p.name for p in index.iterdir())
+        assert names == ["CURRENT", httpx.get(f"{base}/readyz").json()["generation"]]
+    finally:
+        done.set()
         stop(proc)

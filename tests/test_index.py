@@ -162,6 +162,8 @@ def test_collect_keeps_a_generation_in_use_and_stale_staging_goes(tmp_path: Path
     build_generation(target, _prepared(4), META, settings, progress=False)
     assert sorted(p.name for p in target.iterdir()) == ["CURRENT", "gen-000001", "gen-000002"]
     assert reader.follow() and len(reader) == 4
-    assert sorted(p.name for p in target.iterdir()) == ["CURRENT", "gen-000002"]
+    # the old generation is closed (and removed) only once requests in flight are done
+    assert sorted(p.name for p in target.iterdir()) == ["CURRENT", "gen-000001", "gen-000002"]
     reader.close()
+    assert sorted(p.name for p in target.iterdir()) == ["CURRENT", "gen-000002"]
     assert IndexDir(target).current().name == "gen-000002"

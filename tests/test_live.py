@@ -191,4 +191,5 @@ def test_a_rebuild_keeps_the_writes_made_while_it_ran(
     assert NEW in engine.gen.mirror and "a1001" not in engine.gen.mirror
     assert len(engine) == len(subset)  # a1001 was in the subset and is deleted, NEW added
     assert engine.stored_list(NEW) is not None
+    engine.close()
     assert sorted(p.name for p in settings.index_dir.iterdir()) == ["CURRENT", generation.name]
