@@ -8,31 +8,46 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recommender.articles import Article
 from recommender.config import Settings
 from recommender.embedding.backends import model_id_for
 from recommender.embedding.encoder import ArticleEncoder
 from recommender.ranking.related import (
-    MAX_K,
     ArticleNotFound,
     EncoderUnavailable,
+    IsoDateTime,
     RelatedItem,
     RelatedQuery,
     RelatedService,
 )
+from recommender.serving import encode_queue, install
+from recommender.serving.encodequeue import RETRY_AFTER_SECONDS, EncodeQueue, EncodeQueueFull
+from recommender.serving.errors import ErrorOut, error_responses
+from recommender.serving.headers import cache_control
 from recommender.storage.collection import Collection, IndexUnavailable
+from recommender.text.clean import TEXT_PATTERN, has_text
+from recommender.web import WebSource, web_router
 
 log = logging.getLogger("recommender.api")
 
 MAX_TEXT_CHARS = 100_000
-CACHE_SECONDS = 300
+TEXT_FIELDS = ("title", "lead", "body")
+ITEM_LINKS = {
+    name: {
+        "operationRef": "#/paths/~1articles~1{article_id}" + path.replace("/", "~1") + "/get",
+        "parameters": {"article_id": "$response.body#/items/0/id"},
+    }
+    for name, path in (
+        ("FirstItem", ""),
+        ("FirstItemRelated", "/related"),
+        ("FirstItemBox", "/related.html"),
+    )
+}
 
 
 class StoryOut(BaseModel):
@@ -78,25 +93,32 @@ class RelatedOut(BaseModel):
 
 
 class TextQuery(RelatedQuery):
-    """An article that is not indexed yet, with the same parameters as the GET endpoint."""
+    """An article that is not indexed yet, with the same parameters as the GET endpoint. At
+    least one of title, lead and body holds a letter or digit (the schema says so too)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [f], "properties": {f: {"pattern": TEXT_PATTERN}}} for f in TEXT_FIELDS
+            ]
+        }
+    )
 
     title: str = Field(default="", max_length=2_000)
     lead: str = Field(default="", max_length=5_000)
     body: str = Field(default="", max_length=MAX_TEXT_CHARS)
-    published: datetime | None = Field(
-        default=None, description="its publication time, for freshness (default: none)"
+    published: IsoDateTime | None = Field(
+        default=None,
+        description="its publication time, for freshness (default: none); no zone means UTC",
     )
-    exclude: list[str] = Field(default_factory=list, max_length=1_000)
 
     @model_validator(mode="after")
     def _has_text(self) -> TextQuery:
-        if not (self.title.strip() or self.lead.strip() or self.body.strip()):
-            raise ValueError("title, lead and body are all empty: give the article's text")
+        if not any(has_text(getattr(self, f)) for f in TEXT_FIELDS):
+            raise ValueError(
+                "title, lead and body have no letter or digit: give the article's text"
+            )
         return self
-
-
-class ErrorOut(BaseModel):
-    error: str
 
 
 class State:
@@ -107,6 +129,7 @@ class State:
         self.settings = settings
         self.service: RelatedService | None = None
         self.error: str | None = None
+        self.encoder_error: str | None = None
         self.related_for_id = lru_cache(maxsize=settings.response_cache_size)(self._related_for_id)
 
     def _related_for_id(self, article_id: str, query_json: str) -> RelatedOut:
@@ -130,10 +153,15 @@ class State:
         encoder = None
         try:
             encoder = ArticleEncoder.from_settings(settings, use_cache=False)
-        except (OSError, ValueError) as exc:
+            self.encoder_error = None
+        except Exception as exc:  # any failure to load a model: serve GETs, report not ready
+            self.encoder_error = f"{type(exc).__name__}: {exc}"
             log.error("encoder not loaded, POST /related will answer 503: %s", exc)
         self.service = RelatedService(collection, encoder, settings.ranking)
         self.error = None
+
+    def index_size(self) -> int:
+        return len(self.service.collection) if self.service is not None else 0
 
 
 def get_state(request: Request) -> State:
@@ -167,22 +195,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Related stories",
         version="1.0",
-        description="Related stories for Bulgarian news articles.",
+        description="Related stories for Bulgarian news articles. Every error is "
+        '`{"error": "..."}`, naming the parameter or field.',
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.recommender = state
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        messages = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
-            messages.append(f"{loc}: {str(e['msg']).removeprefix('Value error, ')}")
-        return JSONResponse({"error": "; ".join(messages)}, status_code=422)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -191,13 +210,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"], responses={503: {"model": ErrorOut}})
     def readyz(st: Annotated[State, Depends(get_state)]) -> dict[str, object]:
-        """The index is loaded and requests can be answered."""
+        """The index and the encoder are loaded and every request can be answered."""
         if st.service is None:
             raise HTTPException(status_code=503, detail=f"index not loaded: {st.error}")
+        if st.service.encoder is None:
+            raise HTTPException(status_code=503, detail=f"encoder not loaded: {st.encoder_error}")
         c = st.service.collection
         return {"status": "ready", "articles": len(c), "model_id": c.model_id}
 
-    @app.get("/articles/{article_id}", responses={404: {"model": ErrorOut}})
+    @app.get("/articles/{article_id}", responses=error_responses(503))
     def get_article(
         article_id: str, service: Annotated[RelatedService, Depends(get_service)]
     ) -> ArticleOut:
@@ -209,66 +230,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/articles/{article_id}/related",
         response_model=RelatedOut,
-        responses={
-            304: {"description": "Not modified (ETag)"},
-            404: {"model": ErrorOut},
-            422: {"model": ErrorOut},
-        },
+        responses=error_responses(503, other={304: {"description": "Not modified (ETag)"}}),
     )
     def related_by_id(
         article_id: str,
         request: Request,
         response: Response,
         service: Annotated[RelatedService, Depends(get_service)],
-        k: Annotated[int, Query(ge=1, le=MAX_K, description="How many stories")] = 5,
-        section: str | None = None,
-        source: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        exclude: Annotated[list[str] | None, Query(max_length=1_000)] = None,
-        stage: Literal["final", "ranked"] = "final",
-        method: Literal["hybrid", "dense"] = "hybrid",
-        diversity: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
-        min_score: float | None = None,
-        freshness_days: Annotated[float | None, Query(ge=0.0)] = None,
+        q: Annotated[RelatedQuery, Query()],
     ) -> RelatedOut | Response:
         """Related stories of an indexed article, from its stored vector (nothing is encoded)."""
         etag = _etag(request, service)
         if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers={"ETag": etag})
-        q = RelatedQuery(
-            k=k,
-            section=section,
-            source=source,
-            since=since,
-            until=until,
-            exclude=exclude or [],
-            stage=stage,
-            method=method,
-            diversity=diversity,
-            min_score=min_score,
-            freshness_days=freshness_days,
-        )
+            return Response(
+                status_code=304,
+                headers={"ETag": etag, "Cache-Control": cache_control(state.settings)},
+            )
         try:
             result = state.related_for_id(article_id, q.model_dump_json())
         except ArticleNotFound:
             raise HTTPException(
                 status_code=404, detail=f"article '{article_id}' is not indexed"
             ) from None
-        response.headers["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
+        response.headers["Cache-Control"] = cache_control(state.settings)
         response.headers["ETag"] = etag
         return result
 
-    @app.post("/related", responses={422: {"model": ErrorOut}, 503: {"model": ErrorOut}})
-    def related_by_text(
-        body: TextQuery, service: Annotated[RelatedService, Depends(get_service)]
+    @app.post("/related", responses=error_responses(503, other={200: {"links": ITEM_LINKS}}))
+    async def related_by_text(
+        body: TextQuery,
+        service: Annotated[RelatedService, Depends(get_service)],
+        queue: Annotated[EncodeQueue, Depends(encode_queue)],
     ) -> RelatedOut:
-        """Related stories of an article that is not indexed (its text is encoded)."""
+        """Related stories of an article that is not indexed (its text is encoded). Text queries
+        wait in a short queue for the encoder; when it is full the answer is 503 with
+        Retry-After."""
         q = RelatedQuery.model_validate(body.model_dump(include=set(RelatedQuery.model_fields)))
         try:
-            items = service.for_text(body.title, body.lead, body.body, q, published=body.published)
+            items = await queue.run(
+                lambda: service.for_text(
+                    body.title, body.lead, body.body, q, published=body.published
+                )
+            )
         except EncoderUnavailable as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
+        except EncodeQueueFull as exc:
+            raise HTTPException(
+                status_code=503, detail=str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            ) from None
         return RelatedOut(
             article_id=None,
             model_id=service.collection.model_id,
@@ -276,4 +285,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             items=[RelatedItemOut.of(i) for i in items],
         )
 
+    def ready_service() -> RelatedService:
+        if state.service is None:
+            raise HTTPException(status_code=503, detail=f"index not loaded: {state.error}")
+        return state.service
+
+    def related_items(article_id: str, q: RelatedQuery) -> list[RelatedItemOut]:
+        """The one call through which the HTML box gets its list."""
+        ready_service()
+        return state.related_for_id(article_id, q.model_dump_json()).items
+
+    def latest(n: int) -> list[Article]:
+        store = ready_service().collection.store
+        articles = store.get_rows(range(len(store)), with_body=False)
+        dated = [a for a in articles if a.published is not None]
+        return sorted(dated, key=lambda a: (a.published, a.id), reverse=True)[:n]
+
+    source = WebSource(
+        related=related_items,
+        article=lambda article_id: ready_service().collection.store.get(article_id),
+        latest=latest,
+    )
+    app.include_router(web_router(source, state.settings))
+    install(app, state.settings, index_size=state.index_size)
     return app

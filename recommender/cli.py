@@ -168,8 +168,8 @@ def related(
             k=k,
             section=section,
             source=source,
-            since=since.astimezone() if since else None,
-            until=until.astimezone() if until else None,
+            since=since,
+            until=until,
             exclude=exclude or [],
             stage=stage,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
@@ -216,6 +216,9 @@ def serve(
 
     if index is not None:
         os.environ["RECOMMENDER_INDEX_DIR"] = str(index)
+    from recommender.serving import uvicorn_options
+
+    err.print(f"demo news site: http://{host}:{port}/demo", highlight=False)
     uvicorn.run(
         "recommender.api:create_app",
         factory=True,
@@ -223,6 +226,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        **uvicorn_options(),
     )
 
 

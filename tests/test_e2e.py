@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,52 +10,19 @@ import httpx
 import pytest
 
 from tests.conftest import SAMPLE_QRELS
+from tests.server import running_server
 
 pytestmark = pytest.mark.slow
 MIN_SAMPLE_RECALL_AT_5 = 0.9
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(
     sample_index: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    port = _free_port()
-    env = dict(
-        os.environ,
-        RECOMMENDER_INDEX_DIR=str(sample_index),
-        RECOMMENDER_MODELS_DIR=str(model_dir.parent),
-        RECOMMENDER_CACHE_PATH=str(tmp_path_factory.mktemp("srv") / "cache.sqlite"),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recommender.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "server died")
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not become ready in 60 s")
+    tmp = tmp_path_factory.mktemp("srv")
+    with running_server(sample_index, model_dir, tmp / "cache.sqlite", tmp / "server.log") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def _judgements() -> dict[str, dict[str, int]]:
