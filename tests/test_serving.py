@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -316,3 +318,68 @@ def test_access_log_is_one_json_line_per_request(
     assert entry["route"] == "/articles/{article_id}/related" and entry["status"] == 200
     assert entry["query"] == "k=2" and entry["duration_ms"] > 0 and entry["bytes"] > 0
     assert logging.getLogger("recommender.access").propagate is False
+
+
+# --- the encoder: one text at a time, a bounded queue ------------------------------------------
+
+
+def _count_concurrent_encodes(app: Any, seconds: float) -> dict[str, int]:
+    """Wraps the real encoder's per-request call to record how many run at once."""
+    encoder = app.state.recommender.service.encoder
+    real = encoder.encode_one
+    seen = {"running": 0, "peak": 0, "calls": 0}
+    lock = threading.Lock()
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            seen["running"] += 1
+            seen["calls"] += 1
+            seen["peak"] = max(seen["peak"], seen["running"])
+        try:
+            time.sleep(seconds)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                seen["running"] -= 1
+
+    encoder.encode_one = counted
+    return seen
+
+
+def test_text_queries_are_never_encoded_at_the_same_time(
+    sample_index: Path,
+    settings_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    """The fast tokenizer is not thread-safe ("Already borrowed"): concurrent POST /related
+    used to encode on several threads at once."""
+    app = create_app(settings_factory(index_dir=sample_index, encode_queue_depth=64))
+    with TestClient(app) as c:
+        seen = _count_concurrent_encodes(app, seconds=0.05)
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(
+                pool.map(
+                    lambda i: c.post("/related", json={"title": f"Бюджет {i}", "k": 2}).status_code,
+                    range(16),
+                )
+            )
+    assert statuses == [200] * 16
+    assert seen["calls"] == 16 and seen["peak"] == 1
+
+
+def test_a_full_encode_queue_answers_503_with_retry_after(
+    sample_index: Path,
+    settings_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    app = create_app(settings_factory(index_dir=sample_index, encode_queue_depth=1))
+    with TestClient(app) as c:
+        seen = _count_concurrent_encodes(app, seconds=0.5)
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(
+                pool.map(lambda i: c.post("/related", json={"title": f"Бюджет {i}"}), range(6))
+            )
+    statuses = sorted(r.status_code for r in answers)
+    assert 200 in statuses and 503 in statuses and set(statuses) == {200, 503}
+    for r in answers:
+        if r.status_code == 503:
+            assert r.headers["retry-after"] == "1" and "busy" in r.json()["error"]
+    assert seen["calls"] == statuses.count(200) and seen["peak"] == 1
