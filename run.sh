@@ -21,7 +21,8 @@ Ready. In another terminal try:
        -H 'content-type: application/json' \\
        -d '{"title": "Наводнение в Царево", "body": "Проливни дъждове наводниха къщи по Южното Черноморие.", "published": "2026-11-20"}'
   curl -s 'http://127.0.0.1:${PORT}/articles/n1/related?k=3' | python3 -m json.tool --no-ensure-ascii
-  open http://127.0.0.1:${PORT}/docs for the API documentation.
+  open http://127.0.0.1:${PORT}/demo for the demo news site with the related-stories box,
+  and http://127.0.0.1:${PORT}/docs for the API documentation.
 
 MSG
 exec recommender serve --port "$PORT"

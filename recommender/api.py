@@ -8,21 +8,18 @@ cache bounded in bytes. Writes (`PUT`, `DELETE`, `POST /articles`) need a key.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from cachetools import LRUCache
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recommender.articles import Article
 from recommender.config import Settings
@@ -30,15 +27,32 @@ from recommender.embedding.backends import model_id_for
 from recommender.embedding.encoder import ArticleEncoder
 from recommender.engine import EncoderUnavailable, Engine, IndexUnavailable, WriteResult
 from recommender.inputs import validation_reason
-from recommender.ranking.related import ArticleNotFound, RelatedItem, RelatedQuery
+from recommender.ranking.related import ArticleNotFound, IsoDateTime, RelatedItem, RelatedQuery
+from recommender.serving import encode_queue, install
+from recommender.serving.encodequeue import RETRY_AFTER_SECONDS, EncodeQueue, EncodeQueueFull
+from recommender.serving.errors import ErrorOut, error_responses
+from recommender.serving.headers import cache_control, content_etag, if_none_match
+from recommender.text.clean import TEXT_PATTERN, has_text
+from recommender.web import WebSource, web_router
 
 log = logging.getLogger("recommender.api")
+T = TypeVar("T")
 
 MAX_TEXT_CHARS = 100_000
-MAX_WRITE_BYTES = 20 * 2**20
-CACHE_SECONDS = 300
 JSON = "application/json"
 ARTICLE_SCHEMA = "#/components/schemas/Article"
+TEXT_FIELDS = ("title", "lead", "body")
+ITEM_LINKS = {
+    name: {
+        "operationRef": "#/paths/~1articles~1{article_id}" + path.replace("/", "~1") + "/get",
+        "parameters": {"article_id": "$response.body#/items/0/id"},
+    }
+    for name, path in (
+        ("FirstItem", ""),
+        ("FirstItemRelated", "/related"),
+        ("FirstItemBox", "/related.html"),
+    )
+}
 
 
 class StoryOut(BaseModel):
@@ -75,20 +89,31 @@ class RelatedOut(BaseModel):
 
 
 class TextQuery(RelatedQuery):
-    """An article that is not indexed yet, with the same parameters as the GET endpoint."""
+    """An article that is not indexed yet, with the same parameters as the GET endpoint. At
+    least one of title, lead and body holds a letter or digit (the schema says so too)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [f], "properties": {f: {"pattern": TEXT_PATTERN}}} for f in TEXT_FIELDS
+            ]
+        }
+    )
 
     title: str = Field(default="", max_length=2_000)
     lead: str = Field(default="", max_length=5_000)
     body: str = Field(default="", max_length=MAX_TEXT_CHARS)
-    published: datetime | None = Field(
-        default=None, description="its publication time, for freshness (default: none)"
+    published: IsoDateTime | None = Field(
+        default=None,
+        description="its publication time, for freshness (default: none); no zone means UTC",
     )
-    exclude: list[str] = Field(default_factory=list, max_length=1_000)
 
     @model_validator(mode="after")
     def _has_text(self) -> TextQuery:
-        if not (self.title.strip() or self.lead.strip() or self.body.strip()):
-            raise ValueError("title, lead and body are all empty: give the article's text")
+        if not any(has_text(getattr(self, f)) for f in TEXT_FIELDS):
+            raise ValueError(
+                "title, lead and body have no letter or digit: give the article's text"
+            )
         return self
 
 
@@ -128,30 +153,11 @@ class DeleteIn(BaseModel):
     ids: list[str] = Field(min_length=1, description="ids to unpublish")
 
 
-class ErrorOut(BaseModel):
-    error: str
-
-
 def _bulk(results: list[WriteOut]) -> BulkOut:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     return BulkOut(results=results, counts=counts)
-
-
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110 weak comparison of `If-None-Match` (a list, `*`, weak tags) with our tag."""
-    if not if_none_match:
-        return False
-    for tag in if_none_match.split(","):
-        tag = tag.strip()
-        if tag == "*" or tag.removeprefix("W/") == etag:
-            return True
-    return False
 
 
 class State:
@@ -171,8 +177,8 @@ class State:
         encoder = None
         try:
             encoder = ArticleEncoder.from_settings(settings)
-        except (OSError, ValueError) as exc:
-            self.encoder_error = str(exc)
+        except Exception as exc:  # any failure to load a model: serve reads, report not ready
+            self.encoder_error = f"{type(exc).__name__}: {exc}"
             log.error("encoder not loaded, writes and POST /related will answer 503: %s", exc)
         try:
             self.engine = Engine(settings.index_dir, settings, encoder, model_id_for(settings))
@@ -181,6 +187,9 @@ class State:
             log.error("index not loaded: %s", exc)
             return
         self.engine.start_following()
+
+    def index_size(self) -> int:
+        return len(self.engine) if self.engine is not None else 0
 
     def cached(self, key: tuple[object, ...], compute: Callable[[], bytes]) -> bytes:
         body = self.cache.get(key)
@@ -223,9 +232,7 @@ def require_writer(request: Request, state: Annotated[State, Depends(get_state)]
 
 
 Writer = Depends(require_writer)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (401, 403, 404, 413, 422, 503)
-}
+WRITE_ERRORS = error_responses(401, 403, 503)
 
 
 def _related_body(article_id: str | None, model_id: str, items: list[dict[str, Any]]) -> bytes:
@@ -243,16 +250,9 @@ def _not_indexed(article_id: str) -> HTTPException:
 
 
 async def _json_items(request: Request, limit: int) -> list[Any]:
-    """A bulk body: a JSON array, or NDJSON (one object a line)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_WRITE_BYTES:
-        raise HTTPException(status_code=413, detail=f"body over {MAX_WRITE_BYTES} bytes")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_WRITE_BYTES:
-            raise HTTPException(status_code=413, detail=f"body over {MAX_WRITE_BYTES} bytes")
-    text = bytes(raw).strip()
+    """A bulk body: a JSON array, or NDJSON (one object a line). (Its size is limited before it
+    is read, by `recommender.serving.limits`.)"""
+    text = (await request.body()).strip()
     try:
         if text.startswith(b"["):
             items = orjson.loads(text)
@@ -284,24 +284,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Related stories",
         version="2.0",
-        description="Related stories for Bulgarian news articles: read, publish, unpublish.",
+        description="Related stories for Bulgarian news articles: read, publish, unpublish. "
+        'Every error is `{"error": "..."}`, naming the parameter or field.',
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.recommender = state
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
+    def records(engine: Engine, article_id: str, q: RelatedQuery) -> list[dict[str, Any]]:
+        """The related items of an indexed article: the stored list for default parameters,
+        computed (through the byte-bounded cache) for others. Runs off the event loop."""
+        if q.is_default(state.settings.max_k):
+            stored = engine.stored_list(article_id)
+            if stored is None:
+                raise _not_indexed(article_id)
+            items: list[dict[str, Any]] = orjson.loads(stored)[: q.k]
+            return items
+        gen = engine.sync()  # the log first, so a cached answer is never stale
+        key = (gen.path.name, gen.mirror.seq, article_id, q.model_dump_json())
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        messages = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
-            messages.append(f"{loc}: {str(e['msg']).removeprefix('Value error, ')}")
-        return JSONResponse({"error": "; ".join(messages)}, status_code=422)
+        def fresh() -> bytes:
+            try:
+                return orjson.dumps(_records(engine.related(article_id, q)))
+            except ArticleNotFound:
+                raise _not_indexed(article_id) from None
+
+        computed: list[dict[str, Any]] = orjson.loads(state.cached(key, fresh))
+        return computed
+
+    def cacheable(body: bytes, request: Request, media_type: str) -> Response:
+        etag = content_etag(body)
+        headers = {"ETag": etag, "Cache-Control": cache_control(state.settings)}
+        if if_none_match(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type=media_type, headers=headers)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -324,7 +341,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "seq": e.gen.mirror.seq,
         }
 
-    @app.get("/articles/{article_id}", responses={404: {"model": ErrorOut}})
+    @app.get("/articles/{article_id}", responses=error_responses(503))
     def get_article(article_id: str, engine: Annotated[Engine, Depends(get_engine)]) -> ArticleOut:
         article = engine.article(article_id)
         if article is None:
@@ -334,7 +351,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/articles/{article_id}/related",
         response_model=RelatedOut,
-        responses={304: {"description": "Not modified (ETag)"}, **ERRORS},
+        responses=error_responses(503, other={304: {"description": "Not modified (ETag)"}}),
     )
     async def related_by_id(
         article_id: str,
@@ -344,40 +361,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> Response:
         """Related stories of an indexed article. With default parameters this is the list
         stored when the article or its neighbours were last written (a lookup); with others
-        it is computed from the article's stored vector (nothing is encoded)."""
+        it is computed from the article's stored vector (nothing is encoded). The ETag is the
+        answer's hash: it changes exactly when the list does."""
         if q.is_default(state.settings.max_k):
-            stored = engine.stored_list(article_id)
-            if stored is None:
-                raise _not_indexed(article_id)
-            items = orjson.loads(stored)[: q.k]
-            body = _related_body(article_id, engine.model_id, items)
+            items = records(engine, article_id, q)  # a primary-key lookup: on the loop
         else:
+            items = await run_in_threadpool(records, engine, article_id, q)
+        return cacheable(_related_body(article_id, engine.model_id, items), request, JSON)
 
-            def compute() -> bytes:
-                gen = engine.sync()  # the log first, so a cached answer is never stale
-                key = (gen.path.name, gen.mirror.seq, article_id, q.model_dump_json())
-
-                def fresh() -> bytes:
-                    try:
-                        found = engine.related(article_id, q)
-                    except ArticleNotFound:
-                        raise _not_indexed(article_id) from None
-                    return _related_body(article_id, engine.model_id, _records(found))
-
-                return state.cached(key, fresh)
-
-            body = await run_in_threadpool(compute)
-        etag = _etag(body)
-        headers = {"ETag": etag, "Cache-Control": f"public, max-age={CACHE_SECONDS}"}
-        if _matches(request.headers.get("if-none-match"), etag):
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type=JSON, headers=headers)
-
-    @app.post("/related", response_model=RelatedOut, responses=ERRORS)
-    def related_by_text(
-        body: TextQuery, engine: Annotated[Engine, Depends(get_engine)]
-    ) -> Response:
-        """Related stories of an article that is not indexed (its text is encoded)."""
+    @app.post("/related", responses=error_responses(503, other={200: {"links": ITEM_LINKS}}))
+    async def related_by_text(
+        body: TextQuery,
+        engine: Annotated[Engine, Depends(get_engine)],
+        queue: Annotated[EncodeQueue, Depends(encode_queue)],
+    ) -> RelatedOut:
+        """Related stories of an article that is not indexed (its text is encoded). Text queries
+        wait in a short queue for the encoder; when it is full the answer is 503 with
+        Retry-After."""
         q = RelatedQuery.model_validate(body.model_dump(include=set(RelatedQuery.model_fields)))
         article = Article.model_construct(
             id="",
@@ -390,24 +390,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             url=None,
             source=None,
         )
-        try:
-            items = engine.related_text(article, q)
-        except EncoderUnavailable as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from None
-        return Response(_related_body(None, engine.model_id, _records(items)), media_type=JSON)
+        items = await _encoding(queue, lambda: engine.related_text(article, q))
+        return RelatedOut.model_validate_json(_related_body(None, engine.model_id, _records(items)))
 
     @app.put(
         "/articles/{article_id}",
         tags=["write"],
         status_code=200,
-        responses={201: {"model": WriteOut, "description": "Created"}, **ERRORS},
+        responses=error_responses(
+            401, 403, 503, other={201: {"model": WriteOut, "description": "Created"}}
+        ),
         dependencies=[Writer],
     )
-    def put_article(
+    async def put_article(
         article_id: str,
         article: ArticleIn,
         response: Response,
         engine: Annotated[Engine, Depends(get_engine)],
+        queue: Annotated[EncodeQueue, Depends(encode_queue)],
     ) -> WriteOut:
         """Publish or correct one article. When this returns, its related list (and the lists
         of the older articles it belongs with) are stored and served."""
@@ -417,15 +417,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         except ValidationError as exc:
             raise HTTPException(status_code=422, detail=validation_reason(exc)) from None
-        try:
-            (result,) = engine.upsert([valid])
-        except EncoderUnavailable as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from None
+        (result,) = await _encoding(queue, lambda: engine.upsert([valid]))
         if result.status == "created":
             response.status_code = 201
         return WriteOut.of(result)
 
-    @app.delete("/articles/{article_id}", tags=["write"], responses=ERRORS, dependencies=[Writer])
+    @app.delete(
+        "/articles/{article_id}", tags=["write"], responses=WRITE_ERRORS, dependencies=[Writer]
+    )
     def delete_article(article_id: str, engine: Annotated[Engine, Depends(get_engine)]) -> WriteOut:
         """Unpublish an article. When this returns, no stored list holds it."""
         (result,) = engine.delete([article_id])
@@ -436,17 +435,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         "/articles",
         tags=["write"],
-        responses=ERRORS,
+        responses=WRITE_ERRORS,
         dependencies=[Writer],
         openapi_extra={
             "requestBody": {
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Article"},
-                        }
+                        "schema": {"type": "array", "items": {"$ref": ARTICLE_SCHEMA}}
                     },
                     "application/x-ndjson": {"schema": {"type": "string"}},
                 },
@@ -454,7 +450,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     async def post_articles(
-        request: Request, engine: Annotated[Engine, Depends(get_engine)]
+        request: Request,
+        engine: Annotated[Engine, Depends(get_engine)],
+        queue: Annotated[EncodeQueue, Depends(encode_queue)],
     ) -> BulkOut:
         """Bulk upsert: a JSON array of articles or NDJSON, each with its `id`; one result per
         item, in order, with the reason for each rejected one. Valid items are written in one
@@ -479,15 +477,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             except ValueError as exc:
                 results.append(WriteOut(id=None, status="rejected", reason=str(exc)))
-        try:
-            written = iter(await run_in_threadpool(engine.upsert, valid) if valid else [])
-        except EncoderUnavailable as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from None
-        by_id = {r.id: r for r in written}
-        out = [r if r is not None else WriteOut.of(by_id[a.id]) for r, a in _align(results, valid)]
-        return _bulk(out)
+        written = await _encoding(queue, lambda: engine.upsert(valid)) if valid else []
+        by_id = {r.id: WriteOut.of(r) for r in written}
+        return _bulk([r or by_id[a.id] for r, a in _align(results, valid)])
 
-    @app.post("/articles/delete", tags=["write"], responses=ERRORS, dependencies=[Writer])
+    @app.post("/articles/delete", tags=["write"], responses=WRITE_ERRORS, dependencies=[Writer])
     def delete_articles(body: DeleteIn, engine: Annotated[Engine, Depends(get_engine)]) -> BulkOut:
         """Bulk unpublish; one result per id (`deleted` or `not_found`)."""
         if len(body.ids) > state.settings.max_batch:
@@ -497,9 +491,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return _bulk([WriteOut.of(r) for r in engine.delete(body.ids)])
 
-    app.openapi_schema = None
+    def box_items(article_id: str, q: RelatedQuery) -> list[RelatedItemOut]:
+        """The one call through which the HTML box gets its list (the JSON list's items)."""
+        engine = get_engine(state)
+        return [RelatedItemOut.model_validate(r) for r in records(engine, article_id, q)]
+
+    def latest(n: int) -> list[Article]:
+        mirror = get_engine(state).gen.mirror
+        dated = [s for s in mirror.stories if s is not None and s.published is not None]
+        return sorted(dated, key=lambda a: (a.published, a.id), reverse=True)[:n]
+
+    source = WebSource(
+        related=box_items,
+        article=lambda article_id: get_engine(state).article(article_id),
+        latest=latest,
+    )
+    app.include_router(web_router(source, state.settings))
     _add_article_schema(app)
+    install(app, state.settings, index_size=state.index_size)
     return app
+
+
+async def _encoding(queue: EncodeQueue, fn: Callable[[], T]) -> T:
+    """`fn` on the encoder's thread (writes and text queries encode): 503 when it is busy."""
+    try:
+        return await queue.run(fn)
+    except EncoderUnavailable as exc:
+        raise HTTPException(status_code=503, detail=str(exc)) from None
+    except EncodeQueueFull as exc:
+        raise HTTPException(
+            status_code=503, detail=str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        ) from None
 
 
 def _align(

@@ -14,7 +14,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from recommender.text.clean import has_text
+
 MAX_ID_LENGTH = 200
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The moment in UTC; a naive one is taken as UTC. Moments past the ends of the calendar
+    once in UTC (0001-01-01T00:00+14:00) become its first or last moment."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if moment.year == datetime.min.year else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 class Article(BaseModel):
@@ -44,6 +58,13 @@ class Article(BaseModel):
                 data["id"] = str(data["id"])
         return data
 
+    @field_validator("id")
+    @classmethod
+    def _path_segment(cls, value: str) -> str:
+        if "/" in value or value in {".", ".."}:
+            raise ValueError("must not contain '/' nor be '.' or '..': an id is one URL segment")
+        return value
+
     @field_validator("published", mode="before")
     @classmethod
     def _date_only(cls, value: Any) -> Any:
@@ -56,9 +77,7 @@ class Article(BaseModel):
     @field_validator("published")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+        return as_utc(value) if value is not None else None
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -70,7 +89,9 @@ class Article(BaseModel):
 
     @model_validator(mode="after")
     def _needs_text(self) -> Article:
-        if not self.body and not self.lead:
+        if not has_text(self.title):
+            raise ValueError("'title' has no letter or digit")
+        if not has_text(self.body) and not has_text(self.lead):
             raise ValueError("needs a non-empty 'body' or 'lead'")
         return self
 

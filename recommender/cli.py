@@ -322,6 +322,9 @@ def serve(
 
     if index is not None:
         os.environ["RECOMMENDER_INDEX_DIR"] = str(index)
+    from recommender.serving import uvicorn_options
+
+    err.print(f"demo news site: http://{host}:{port}/demo", highlight=False)
     uvicorn.run(
         "recommender.api:create_app",
         factory=True,
@@ -329,6 +332,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        **uvicorn_options(),
     )
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recommender.ranking.config import RankingConfig
 
@@ -54,6 +54,34 @@ class Settings(BaseSettings):
         default="", description="comma-separated keys that may write (`Authorization: Bearer`)"
     )
     max_batch: int = Field(default=1_000, ge=1, description="articles per bulk write at most")
+    cache_max_age: int = Field(
+        default=300, ge=0, description="Cache-Control max-age of related lists (seconds)"
+    )
+    cache_stale_while_revalidate: int = Field(
+        default=600, ge=0, description="seconds a CDN may serve a stale list while it refreshes"
+    )
+    cache_stale_if_error: int = Field(
+        default=86_400, ge=0, description="seconds a CDN may serve a stale list when we fail"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Site origins allowed to call the API from a browser, comma-separated",
+    )
+    max_body_bytes: int = Field(
+        default=2 << 20,
+        ge=0,
+        description="largest request body; the default is above the largest body the schema "
+        "allows (100,000 characters of body, each up to 12 bytes as JSON escapes)",
+    )
+    max_url_bytes: int = Field(default=32_768, ge=256, description="longest path plus query")
+    encode_queue_depth: int = Field(
+        default=8, ge=0, description="text queries that may wait for the encoder (more: 503)"
+    )
+    access_log: bool = Field(default=True, description="JSON access log lines on stderr")
+    demo: bool = Field(default=True, description="serve the demo news site at /demo")
+    timezone: str = Field(
+        default="Europe/Sofia", description="the site's time zone, for dates shown in the box"
+    )
     ranking: RankingConfig = Field(
         default_factory=RankingConfig,
         description="Ranking defaults; e.g. RECOMMENDER_RANKING__FRESHNESS_WINDOW_DAYS=3",
@@ -61,6 +89,13 @@ class Settings(BaseSettings):
 
     def write_keys(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
 
     def model_path(self) -> str:
         """What to hand to SentenceTransformer: a local directory if one exists, else the name."""

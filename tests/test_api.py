@@ -106,7 +106,7 @@ def test_bad_parameters_are_422_naming_the_field(
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"title": "", "body": "   "}, "all empty"),
+        ({"title": "", "body": "   "}, "no letter or digit"),
         ({"title": "x", "body": "я" * (MAX_TEXT_CHARS + 1)}, "body"),
         ({"title": "x", "k": 0}, "k"),
         ({"body": 5}, "body"),

@@ -28,7 +28,7 @@ from recommender.articles import Article
 from recommender.config import Settings
 from recommender.engine import Engine
 from recommender.storage.generations import IndexDir
-from tests.servers import start_server
+from tests.server import start_server
 
 pytestmark = pytest.mark.slow
 ROUNDS = 20
@@ -76,7 +76,9 @@ def test_killed_server_keeps_every_acknowledged_write(
     acked: dict[str, str] = {}
     rng = random.Random(0)
     for round_no in range(ROUNDS + 1):
-        proc, base = start_server(index, model_dir, cache, RECOMMENDER_API_KEYS=KEY)
+        proc, base = start_server(
+            index, model_dir, cache, tmp_path / "server.log", RECOMMENDER_API_KEYS=KEY
+        )
         try:
             with httpx.Client(base_url=base, timeout=30) as http:
                 for article_id, state in acked.items():

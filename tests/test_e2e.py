@@ -18,7 +18,7 @@ import pytest
 from recommender.cli import sample_corpus
 from recommender.engine import RETIRE_SECONDS
 from tests.conftest import SAMPLE_QRELS
-from tests.servers import start_server, stop
+from tests.server import running_server, start_server, stop
 
 pytestmark = pytest.mark.slow
 MIN_SAMPLE_RECALL_AT_5 = 0.9
@@ -28,13 +28,9 @@ MIN_SAMPLE_RECALL_AT_5 = 0.9
 def server(
     sample_index: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    proc, base = start_server(
-        sample_index, model_dir, tmp_path_factory.mktemp("srv") / "cache.sqlite"
-    )
-    try:
+    tmp = tmp_path_factory.mktemp("srv")
+    with running_server(sample_index, model_dir, tmp / "cache.sqlite", tmp / "server.log") as base:
         yield base
-    finally:
-        stop(proc)
 
 
 def _judgements() -> dict[str, dict[str, int]]:
@@ -89,7 +85,12 @@ def test_two_workers_serve_every_write_at_once(
     index = tmp_path / "idx"
     shutil.copytree(sample_index, index)
     proc, base = start_server(
-        index, model_dir, tmp_path / "cache.sqlite", workers=2, RECOMMENDER_API_KEYS="k"
+        index,
+        model_dir,
+        tmp_path / "cache.sqlite",
+        tmp_path / "server.log",
+        workers=2,
+        RECOMMENDER_API_KEYS="k",
     )
     auth = {"Authorization": "Bearer k"}
     article = next(a for a in sample_articles if a.id == "a1004")
@@ -129,7 +130,7 @@ def test_reindex_switches_a_running_server_without_a_failed_request(
     index = tmp_path / "idx"
     shutil.copytree(sample_index, index)
     cache = tmp_path / "cache.sqlite"
-    proc, base = start_server(index, model_dir, cache)
+    proc, base = start_server(index, model_dir, cache, tmp_path / "server.log")
     statuses: list[int] = []
     done = threading.Event()
 

@@ -10,16 +10,17 @@ ladder and diversifies. `RelatedQuery` is the one declaration of the per-request
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import faiss
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from threadpoolctl import threadpool_limits
 
-from recommender.articles import Article
+from recommender.articles import MAX_ID_LENGTH, Article, as_utc
 from recommender.ranking.config import RankingConfig
 from recommender.ranking.final import final_list
 from recommender.ranking.signals import Candidate, Ranker, Scored
@@ -31,15 +32,34 @@ QUERY_ID = "\x00query"
 NO_OVERLAP = Overlap(0.0, [])
 
 
+MAX_EXCLUDE = 100
+MAX_NAME = 200
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date-time, e.g. 2026-07-01T12:00:00+03:00")
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(as_utc)]
+"""An ISO 8601 date-time (never a number of seconds), in UTC; without zone it is UTC."""
+
+
 class RelatedQuery(BaseModel):
     """Per-request parameters; `None` means the configured default."""
 
-    k: int = Field(default=5, ge=1, le=MAX_K)
-    section: str | None = None
-    source: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    exclude: list[str] = Field(default_factory=list)
+    k: int = Field(default=5, ge=1, le=MAX_K, description="How many stories")
+    section: str | None = Field(default=None, max_length=MAX_NAME)
+    source: str | None = Field(default=None, max_length=MAX_NAME)
+    since: IsoDateTime | None = Field(default=None, description="published at or after")
+    until: IsoDateTime | None = Field(default=None, description="published at or before")
+    exclude: list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]] = Field(
+        default_factory=list, max_length=MAX_EXCLUDE, description="ids never to show"
+    )
     stage: Literal["final", "ranked"] = Field(
         default="final",
         description="final: what readers see (de-duplicated, diversified); ranked: raw relevance",

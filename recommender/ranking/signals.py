@@ -34,7 +34,7 @@ from datetime import datetime
 
 import numpy as np
 
-from recommender.articles import Article
+from recommender.articles import Article, as_utc
 from recommender.ranking.config import Fusion, RankingConfig
 from recommender.text.entities import Overlap
 
@@ -71,10 +71,11 @@ class Scored:
 
 
 def day_distance(a: datetime | None, b: datetime | None) -> float | None:
-    """Absolute distance in days between two publication times, or None if one is missing."""
+    """Absolute distance in days between two publication times, or None if one is missing; a
+    time without zone is UTC."""
     if a is None or b is None:
         return None
-    return abs((a - b).total_seconds()) / SECONDS_PER_DAY
+    return abs((as_utc(a) - as_utc(b)).total_seconds()) / SECONDS_PER_DAY
 
 
 def freshness_penalty(days: float | None, config: RankingConfig) -> float:

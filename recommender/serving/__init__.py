@@ -1,0 +1,65 @@
+"""HTTP plumbing around the API, installed by `install(app, settings)`: one error shape and its
+documentation, request size limits (413/414), CORS for the site's origins, security headers,
+Prometheus metrics, JSON access logs, self-hosted API docs and the encoder's bounded queue.
+
+Middleware order, outermost first: access log, metrics, security headers, CORS, size limits;
+so a refused request is still logged and counted, and carries the same headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from recommender.config import Settings
+from recommender.serving.accesslog import AccessLog, configure_access_log
+from recommender.serving.cors import install_cors
+from recommender.serving.docs import add_docs
+from recommender.serving.encodequeue import EncodeQueue
+from recommender.serving.errors import document_errors, install_error_handlers
+from recommender.serving.headers import SecurityHeaders
+from recommender.serving.limits import SizeLimits
+from recommender.serving.metrics import Metrics, MetricsMiddleware, add_metrics_route
+
+# uvicorn must pass a long request line on to SizeLimits (to answer 414) instead of
+# dropping the connection at h11's 16 KiB default; beyond this uvicorn answers 400 itself.
+MAX_REQUEST_HEAD_BYTES = 1 << 20
+
+
+def install(app: FastAPI, settings: Settings, index_size: Callable[[], int]) -> None:
+    """Everything above, on an app whose routes are already declared."""
+    metrics = Metrics()
+    metrics.track_index_size(index_size)
+    app.state.metrics = metrics
+    app.state.encode_queue = EncodeQueue(settings.encode_queue_depth, metrics)
+    install_error_handlers(app)
+    add_metrics_route(app, metrics)
+    add_docs(app)
+    document_errors(app)
+    app.add_middleware(
+        SizeLimits, max_body_bytes=settings.max_body_bytes, max_url_bytes=settings.max_url_bytes
+    )
+    install_cors(app, settings)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.access_log:
+        configure_access_log()
+        app.add_middleware(AccessLog)
+
+
+def encode_queue(request: Request) -> EncodeQueue:
+    """Dependency: the app's encoder queue."""
+    queue: EncodeQueue = request.app.state.encode_queue
+    return queue
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """What `recommender serve` passes to uvicorn beside host, port and workers."""
+    return {
+        "http": "h11",
+        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
+        "server_header": False,
+        "access_log": False,
+    }

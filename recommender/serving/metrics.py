@@ -1,0 +1,111 @@
+"""Prometheus metrics (prometheus-client) at `/metrics`: requests and latency per route, method
+and status, the index size and the encoder's time and queue.
+
+Each app has its own registry, so several apps in one process (tests) never share counters.
+With several uvicorn workers each process has its own numbers; a scrape reads one of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UNMATCHED = "unmatched"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ENCODE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["route", "method", "status"]
+        self.requests = Counter(
+            "recommender_http_requests", "HTTP requests answered", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "recommender_http_request_duration_seconds",
+            "Time from the request to the end of the response",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.index_articles = Gauge(
+            "recommender_index_articles", "Articles in the loaded index", registry=self.registry
+        )
+        self.encode_seconds = Histogram(
+            "recommender_encode_seconds",
+            "Time to encode a text query and rank its related stories",
+            buckets=ENCODE_BUCKETS,
+            registry=self.registry,
+        )
+        self.encode_waiting = Gauge(
+            "recommender_encode_queue_requests",
+            "Text queries waiting for the encoder or being encoded",
+            registry=self.registry,
+        )
+        self.encode_refused = Counter(
+            "recommender_encode_refused",
+            "Text queries refused with 503 because the encode queue was full",
+            registry=self.registry,
+        )
+
+    def track_index_size(self, size: Callable[[], int]) -> None:
+        self.index_articles.set_function(lambda: float(size()))
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        labels = (route, method, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def route_of(scope: Scope) -> str:
+    """The route template (`/articles/{article_id}/related`), never the raw path: one series
+    per route, whatever ids are asked for."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            seconds = time.perf_counter() - start
+            self.metrics.observe(route_of(scope), scope["method"], status, seconds)
+
+
+def add_metrics_route(app: FastAPI, metrics: Metrics) -> None:
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
+    def prometheus_metrics() -> Response:
+        """Metrics in the Prometheus text format."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
