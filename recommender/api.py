@@ -481,7 +481,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         by_id = {r.id: WriteOut.of(r) for r in written}
         return _bulk([r or by_id[a.id] for r, a in _align(results, valid)])
 
-    @app.post("/articles/delete", tags=["write"], responses=WRITE_ERRORS, dependencies=[Writer])
+    @app.delete("/articles", tags=["write"], responses=WRITE_ERRORS, dependencies=[Writer])
     def delete_articles(body: DeleteIn, engine: Annotated[Engine, Depends(get_engine)]) -> BulkOut:
         """Bulk unpublish; one result per id (`deleted` or `not_found`)."""
         if len(body.ids) > state.settings.max_batch:

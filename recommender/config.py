@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         default="", description="comma-separated keys that may write (`Authorization: Bearer`)"
     )
     max_batch: int = Field(default=1_000, ge=1, description="articles per bulk write at most")
+    max_bulk_bytes: int = Field(
+        default=32 * 2**20, ge=0, description="largest body of a bulk write (POST /articles)"
+    )
     cache_max_age: int = Field(
         default=300, ge=0, description="Cache-Control max-age of related lists (seconds)"
     )

@@ -103,9 +103,12 @@ def test_bulk_upsert_reports_each_item_and_keeps_the_valid(
     assert r.json()["results"][0]["status"] == "unchanged"
     r = client.post("/articles", json=[items[0]] * 1001, headers=AUTH)
     assert r.status_code == 413 and "at most 1000" in r.json()["error"]
+    huge = b"[" + b" " * (33 * 2**20) + b"]"
+    r = client.post("/articles", content=huge, headers=AUTH | {"content-type": "application/json"})
+    assert r.status_code == 413 and "body too large" in r.json()["error"]
     r = client.post("/articles", content=b"{nope", headers=AUTH)
     assert r.status_code == 422 and "invalid JSON" in r.json()["error"]
-    r = client.post("/articles/delete", json={"ids": ["bulk-0", "nope"]}, headers=AUTH)
+    r = client.request("DELETE", "/articles", json={"ids": ["bulk-0", "nope"]}, headers=AUTH)
     assert [x["status"] for x in r.json()["results"]] == ["deleted", "not_found"]
 
 

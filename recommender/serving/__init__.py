@@ -39,7 +39,10 @@ def install(app: FastAPI, settings: Settings, index_size: Callable[[], int]) -> 
     add_docs(app)
     document_errors(app)
     app.add_middleware(
-        SizeLimits, max_body_bytes=settings.max_body_bytes, max_url_bytes=settings.max_url_bytes
+        SizeLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_url_bytes=settings.max_url_bytes,
+        max_bulk_bytes=settings.max_bulk_bytes,
     )
     install_cors(app, settings)
     app.add_middleware(SecurityHeaders)

@@ -1,6 +1,7 @@
 """Request size limits, answered before the application reads anything: 414 for a URL longer
 than `max_url_bytes`, 413 for a body longer than `max_body_bytes` (from its Content-Length at
-once, or while a chunked body streams in: reading stops at the limit)."""
+once, or while a chunked body streams in: reading stops at the limit). Bulk writes (`POST
+/articles`) have their own, larger limit, `max_bulk_bytes`."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.serving.errors import error_response
 
+BULK_PATH = "/articles"
+
 
 class SizeLimits:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_url_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, max_url_bytes: int, max_bulk_bytes: int
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_url = max_url_bytes
+        self.max_bulk = max_bulk_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,15 +35,14 @@ class SizeLimits:
         if length is None:
             await error_response(400, "Content-Length: not a number")(scope, receive, send)
             return
-        if length > self.max_body:
-            await error_response(413, self._too_large(length))(scope, receive, send)
+        bulk = scope["method"] == "POST" and scope["path"] == BULK_PATH
+        limit = self.max_bulk if bulk else self.max_body
+        if length > limit:
+            await error_response(413, _too_large(length, limit))(scope, receive, send)
             return
-        await self._streamed(scope, receive, send)
+        await self._streamed(scope, receive, send, limit)
 
-    def _too_large(self, length: int) -> str:
-        return f"body too large: {length} bytes, at most {self.max_body}"
-
-    async def _streamed(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _streamed(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         received = 0
         exceeded = False
         started = False
@@ -49,7 +54,7 @@ class SizeLimits:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > limit:
                     exceeded = True
                     return {"type": "http.disconnect"}
             return message
@@ -64,7 +69,11 @@ class SizeLimits:
 
         await self.app(scope, limited_receive, guarded_send)
         if exceeded and not started:
-            await error_response(413, self._too_large(received))(scope, receive, send)
+            await error_response(413, _too_large(received, limit))(scope, receive, send)
+
+
+def _too_large(length: int, limit: int) -> str:
+    return f"body too large: {length} bytes, at most {limit}"
 
 
 def _content_length(scope: Scope) -> int | None:
