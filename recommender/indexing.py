@@ -8,10 +8,12 @@ Re-running after an interruption is cheap: vectors already encoded come from the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from recommender.articles import Article
@@ -90,14 +92,20 @@ def build_index(
     encoder: ArticleEncoder,
     config: IndexConfig,
     progress: bool = True,
+    encode: Callable[[list[Article]], np.ndarray] | None = None,
 ) -> BuildReport:
+    """`encode` replaces `encoder.encode_articles` (the Ray pipeline passes its own); it must give
+    the vectors of the same model, backend and strategy as `encoder`, rows in input order."""
     report = BuildReport(input=input_path, index_dir=index_dir)
     t0 = time.perf_counter()
     articles = read_input(input_path, report)
     t1 = time.perf_counter()
     if not articles:
         raise ValueError(f"{input_path}: no valid articles ({len(report.rejects)} rejected)")
-    vectors = encoder.encode_articles(articles, progress=progress)
+    if encode is None:
+        vectors = encoder.encode_articles(articles, progress=progress)
+    else:
+        vectors = encode(articles)
     t2 = time.perf_counter()
     report.manifest = Collection.write(
         index_dir,
