@@ -254,7 +254,8 @@ def _ray(r: Doc) -> list[str]:
     ]
     return [
         f"{r['articles']} real articles, backend {r['backend']['backend']}, {r['cores']} cores. "
-        f"Local path: {r['local_s']} s, {r['local_articles_per_s']} articles/s. Ray start "
+        f"Local path: {r['local_s']} s (before / after the Ray runs: "
+        f"{r.get('local_s_before_after')}), {r['local_articles_per_s']} articles/s. Ray start "
         f"{r['ray_init_s']} s (once). Fixed = a 2-article run (planning, actor start, model "
         "load); steady = the rest of the articles over the rest of the time.",
         "",

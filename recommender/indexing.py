@@ -114,6 +114,7 @@ def build_index(
         model_id=encoder.model_id,
         encoder_info={
             "backend": encoder.backend.name,
+            "path": encoder.backend.path,
             "strategy": encoder.strategy,
             "window_tokens": encoder.window_tokens,
         },

@@ -70,6 +70,9 @@ def test_ray_build_equals_local_and_honours_the_cache(
     rejects = [json.loads(x) for x in (tmp_path / "ray-idx.rejects.jsonl").read_text().splitlines()]
     assert [r["line"] for r in rejects] == [6, 10]
 
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["encoder"]["backend"] == "torch-bf16"
+    assert manifest["encoder"]["path"].startswith("bf16 weights")
     rows = _vectors_by_id(index)
     assert [a.id for a in sample_articles] == list(rows)
     reference = local.encode_articles(fresh)

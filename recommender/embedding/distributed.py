@@ -111,7 +111,7 @@ def encode_with_ray(
             fn_constructor_args=(_actor_settings(settings), max(1, int(options.num_cpus))),
             batch_size=options.batch_size,
             batch_format="numpy",
-            concurrency=options.concurrency,
+            compute=ray.data.ActorPoolStrategy(size=options.concurrency),
             num_cpus=options.num_cpus,
         )
         t0 = time.perf_counter()
