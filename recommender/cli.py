@@ -126,8 +126,8 @@ def index_build(
     progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
     ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
-    concurrency: ConcurrencyOpt = 2,
-    num_cpus: NumCpusOpt = 1.0,
+    concurrency: ConcurrencyOpt = 1,
+    num_cpus: NumCpusOpt = 2.0,
 ) -> None:
     """Read, clean, encode and index articles; the new index replaces the old one when complete."""
     from recommender.embedding.encoder import ArticleEncoder
