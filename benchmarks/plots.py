@@ -89,12 +89,22 @@ def _reindex(ax: Axes, r: Doc) -> None:
     ax.set_title(f"Reindex {r['articles']:,} articles ({r['cache']} embedding cache)")
 
 
+def _ray(ax: Axes, r: Doc) -> None:
+    actors = [b["actors"] for b in r["by_actors"]]
+    ax.plot(actors, [b["steady_articles_per_s"] for b in r["by_actors"]], "o-", label="Ray steady")
+    ax.plot(actors, [b["articles_per_s"] for b in r["by_actors"]], "s--", label="Ray with start")
+    ax.axhline(r["local_articles_per_s"], color="grey", linestyle=":", label="local path")
+    ax.set(xlabel="encoder actors", ylabel="articles/s", xticks=actors)
+    ax.set_title(f"Ray Data on one machine ({r['cores']} cores, {r['articles']} articles)")
+
+
 CHARTS: dict[str, Callable[[Axes, Doc], None]] = {
     "latency": _latency,
     "recall": _recall,
     "http": _http,
     "encoding": _encoding,
     "reindex": _reindex,
+    "ray": _ray,
 }
 
 

@@ -1,7 +1,8 @@
 """How much work each benchmark does: the full profile and `--quick`.
 
 `encode_threads`: thread counts the encoders are measured with; 0 is the libraries' default
-(one per core).
+(one per core). `speedup_rounds`: interleaved fp32/default rounds of `speedup`; `ray_articles`
+and `ray_actors`: the articles and actor counts of `ray`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class Profile:
     encode_articles: int
     encode_single: int
     encode_threads: tuple[int, ...]
+    speedup_rounds: int
+    ray_articles: int
+    ray_actors: tuple[int, ...]
     scale_sample: int
 
 
@@ -51,6 +55,9 @@ FULL = Profile(
     encode_articles=96,
     encode_single=20,
     encode_threads=(0, 1),
+    speedup_rounds=4,
+    ray_articles=64,
+    ray_actors=(1, 2),
     scale_sample=500,
 )
 
@@ -73,6 +80,9 @@ QUICK = Profile(
     encode_articles=16,
     encode_single=5,
     encode_threads=(0, 1),
+    speedup_rounds=2,
+    ray_articles=16,
+    ray_actors=(1, 2),
     scale_sample=200,
 )
 

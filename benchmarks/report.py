@@ -213,6 +213,61 @@ def _relevance(r: Doc) -> list[str]:
     return lines
 
 
+def _speedup(r: Doc) -> list[str]:
+    d, ref = r["default"], r["reference"]
+    t = r["targets"]
+    lines = [
+        f"Default backend `{d['backend']}` ({d['path']}; CPU: {d['cpu_features']}) against "
+        f"`{ref['backend']}` ({ref['path']}), {r['articles']} real articles, {r['rounds']} "
+        "interleaved rounds in one process:",
+        "",
+        f"- articles/s by round: fp32 {r['fp32_articles_per_s']}, default "
+        f"{r['default_articles_per_s']}; ratio by round {r['ratio_by_round']}, median "
+        f"**{r['ratio']}** (target >= 2: {_met(t['ratio>=2'])})",
+        f"- cosine to fp32: min **{r['cosine_min']}**, mean {r['cosine_mean']} (target min >= "
+        f"0.99: {_met(t['cosine_min>=0.99'])})",
+        f"- single text (encode_one) p50: fp32 {r['single_ms']['fp32']['p50']} ms, default "
+        f"{r['single_ms']['fast']['p50']} ms ({r['single_p50_ratio']}x)",
+    ]
+    if r.get("ndcg@10_delta"):
+        n = r["ndcg@10"]
+        lines.append(
+            f"- nDCG@10 on the dev split, fp32 / default: dense {n['fp32']['dense']} / "
+            f"{n['default']['dense']}, pipeline {n['fp32']['pipeline']} / "
+            f"{n['default']['pipeline']}; delta {r['ndcg@10_delta']} (target within 0.005: "
+            f"{_met(t['ndcg@10_within_0.005'])})"
+        )
+    return lines
+
+
+def _ray(r: Doc) -> list[str]:
+    rows = [
+        [
+            b["actors"],
+            b["num_cpus"],
+            b["fixed_s"],
+            b["total_s"],
+            b["articles_per_s"],
+            b["steady_articles_per_s"],
+        ]
+        for b in r["by_actors"]
+    ]
+    return [
+        f"{r['articles']} real articles, backend {r['backend']['backend']}, {r['cores']} cores. "
+        f"Local path: {r['local_s']} s (before / after the Ray runs: "
+        f"{r.get('local_s_before_after')}), {r['local_articles_per_s']} articles/s. Ray start "
+        f"{r['ray_init_s']} s (once). Fixed = a 2-article run (planning, actor start, model "
+        "load); steady = the rest of the articles over the rest of the time.",
+        "",
+        *table(
+            ["actors", "CPUs each", "fixed s", "total s", "articles/s", "steady articles/s"], rows
+        ),
+        "",
+        f"Best steady Ray rate / local rate: {r['best_steady_over_local']}; total Ray time / "
+        f"local time by actors: {r['total_over_local_time']}.",
+    ]
+
+
 def _dirty(git: Doc) -> str:
     return " (uncommitted changes)" if git["dirty"] else ""
 
@@ -228,6 +283,8 @@ SECTIONS: dict[str, tuple[str, Callable[[Doc], list[str]]]] = {
     "encoding": ("Encoding", _encoding),
     "reindex": ("Batch reindex", _reindex),
     "relevance": ("Relevance", _relevance),
+    "speedup": ("Default encoder against fp32", _speedup),
+    "ray": ("Ray Data against the local path", _ray),
 }
 
 

@@ -12,7 +12,16 @@ from typing import Any
 
 import orjson
 
-from benchmarks import encoding, http_load, latency, recall, reindex, relevance
+from benchmarks import (
+    encoding,
+    http_load,
+    latency,
+    ray_scaling,
+    recall,
+    reindex,
+    relevance,
+    speedup,
+)
 from benchmarks.context import RunContext
 from benchmarks.machine import git_info, machine_info, versions
 from benchmarks.plots import write_plots
@@ -26,6 +35,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "encoding": encoding.run,
     "reindex": reindex.run,
     "relevance": relevance.run,
+    "speedup": speedup.run,
+    "ray": ray_scaling.run,
 }
 
 

@@ -339,6 +339,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "model_id": e.model_id,
             "generation": e.gen.path.name,
             "seq": e.gen.mirror.seq,
+            "encoder": e.encoder.describe() if e.encoder is not None else None,
         }
 
     @app.get("/articles/{article_id}", responses=error_responses(503))

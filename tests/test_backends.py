@@ -1,0 +1,68 @@
+"""The bf16 backend against the fp32 reference, the `auto` choice by CPU, and the model id rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender.articles import Article
+from recommender.config import DEFAULT_MODEL
+from recommender.embedding.backends import (
+    SentenceTransformerBackend,
+    TorchBf16Backend,
+    make_backend,
+    model_id_for,
+)
+from recommender.embedding.encoder import ArticleEncoder
+
+NO_BF16 = frozenset({"avx2", "fma", "avx512f", "avx512_vnni"})
+BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})
+
+
+@pytest.fixture(scope="module")
+def bf16_backend(model_dir: Path) -> TorchBf16Backend:
+    return TorchBf16Backend(str(model_dir), max_tokens=512)
+
+
+def test_bf16_vectors_pass_the_cosine_test(
+    bf16_backend: TorchBf16Backend, encoder: ArticleEncoder, sample_articles: list[Article]
+) -> None:
+    articles = sample_articles[::8]
+    fast = ArticleEncoder(bf16_backend, DEFAULT_MODEL).encode_articles(articles)
+    reference = encoder.encode_articles(articles)
+    assert fast.dtype == np.float32
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    cos = (fast * reference).sum(axis=1)
+    assert cos.min() >= 0.99
+    assert np.abs(fast - reference).max() > 1e-4, "bf16 weights should change the vectors a bit"
+
+
+def test_auto_picks_bf16_only_where_the_cpu_has_it(settings_factory) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_factory(backend="auto")
+    fast = make_backend(settings, flags=BF16)
+    assert isinstance(fast, TorchBf16Backend)
+    assert fast.describe()["backend"] == "torch-bf16"
+    fallback = make_backend(settings, flags=NO_BF16)
+    assert type(fallback) is SentenceTransformerBackend
+    assert "lacks AVX512_BF16" in fallback.describe()["path"]
+    explicit = make_backend(settings_factory(backend="sentence-transformers"), flags=BF16)
+    assert type(explicit) is SentenceTransformerBackend
+    assert "lacks" not in explicit.path
+
+
+def test_model_id_changes_only_for_vectors_that_fail_the_cosine_test(
+    settings_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_factory(backend="auto")
+    assert model_id_for(settings, flags=BF16) == DEFAULT_MODEL
+    monkeypatch.setattr(TorchBf16Backend, "interchangeable", False)
+    assert model_id_for(settings, flags=BF16) == f"{DEFAULT_MODEL}+torch-bf16"
+    assert model_id_for(settings, flags=NO_BF16) == DEFAULT_MODEL
+
+
+def test_encoder_describes_its_path(bf16_backend: TorchBf16Backend) -> None:
+    info = ArticleEncoder(bf16_backend, DEFAULT_MODEL).describe()
+    assert info["model_id"] == DEFAULT_MODEL and info["backend"] == "torch-bf16"
+    assert info["path"].startswith("bf16 weights") and info["strategy"] == "head"
