@@ -58,8 +58,9 @@ def _writer(
                 if r.status_code in (200, 201):
                     acked[article_id] = "present"
                     first.set()
-                if n % 4 == 3:
-                    gone = f"r{round_no}-{n - 2}"
+                gone = f"r{round_no}-{n - 2}"
+                if n % 4 == 3 and acked.get(gone) == "present":
+                    acked[gone] = "unknown"  # a delete in flight at the kill may have committed
                     if http.delete(f"/articles/{gone}").status_code == 200:
                         acked[gone] = "deleted"
             except httpx.TransportError:
@@ -82,6 +83,8 @@ def test_killed_server_keeps_every_acknowledged_write(
         try:
             with httpx.Client(base_url=base, timeout=30) as http:
                 for article_id, state in acked.items():
+                    if state == "unknown":
+                        continue
                     r = http.get(f"/articles/{article_id}/related")
                     assert r.status_code == (200 if state == "present" else 404), article_id
                     if state == "deleted":
@@ -103,10 +106,12 @@ def test_killed_server_keeps_every_acknowledged_write(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert len(acked) >= ROUNDS  # every round had its writes acknowledged before the kill
+    assert sum(s != "unknown" for s in acked.values()) >= ROUNDS  # acknowledged before kills
     engine = Engine(index, Settings(index_dir=index))
     try:
         for article_id, state in acked.items():
+            if state == "unknown":
+                continue
             assert (article_id in engine.gen.mirror) is (state == "present")
             listed = [
                 orjson.loads(engine.stored_list(a) or b"[]") for a in engine.gen.mirror.slot_of
