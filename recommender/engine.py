@@ -246,6 +246,7 @@ class Engine:
         def loop() -> None:
             while not self._stop.wait(self.settings.follow_seconds):
                 try:
+                    self.follow()
                     self.sync()
                     self._periodic_refresh()
                 except Exception:
