@@ -20,7 +20,9 @@ class Profile:
     hnsw_ms: tuple[int, ...]
     ef_searches: tuple[int, ...]
     ef_construction: int
-    http_size: int
+    http_workers: tuple[int, ...]
+    wrk_connections: int
+    wrk_seconds: float
     http_concurrency: tuple[int, ...]
     http_requests: int
     http_max_seconds: float
@@ -30,6 +32,15 @@ class Profile:
     encode_single: int
     encode_threads: tuple[int, ...]
     scale_sample: int
+    publish_stories: int
+    publish_stream: int
+    publish_bulk: int
+    publish_deletes: int
+    publish_workers: int
+    publish_wait_s: float
+    burst_seconds: float
+    switch_workers: tuple[int, ...]
+    switch_settle_s: float
 
 
 FULL = Profile(
@@ -42,8 +53,10 @@ FULL = Profile(
     hnsw_ms=(16, 32, 48),
     ef_searches=(16, 32, 64, 128, 256),
     ef_construction=200,
-    http_size=100_000,
-    http_concurrency=(1, 8, 32),
+    http_workers=(1, 2),
+    wrk_connections=8,
+    wrk_seconds=15.0,
+    http_concurrency=(1, 8),
     http_requests=3_000,
     http_max_seconds=30.0,
     open_rate=200.0,
@@ -52,6 +65,15 @@ FULL = Profile(
     encode_single=20,
     encode_threads=(0, 1),
     scale_sample=500,
+    publish_stories=20,
+    publish_stream=150,
+    publish_bulk=32,
+    publish_deletes=5,
+    publish_workers=2,
+    publish_wait_s=3.0,
+    burst_seconds=20.0,
+    switch_workers=(1, 2),
+    switch_settle_s=5.0,
 )
 
 QUICK = Profile(
@@ -64,8 +86,10 @@ QUICK = Profile(
     hnsw_ms=(16, 32),
     ef_searches=(32, 128),
     ef_construction=200,
-    http_size=10_000,
-    http_concurrency=(1, 8, 32),
+    http_workers=(1, 2),
+    wrk_connections=8,
+    wrk_seconds=5.0,
+    http_concurrency=(1, 8),
     http_requests=500,
     http_max_seconds=10.0,
     open_rate=200.0,
@@ -74,6 +98,15 @@ QUICK = Profile(
     encode_single=5,
     encode_threads=(0, 1),
     scale_sample=200,
+    publish_stories=8,
+    publish_stream=40,
+    publish_bulk=16,
+    publish_deletes=3,
+    publish_workers=2,
+    publish_wait_s=3.0,
+    burst_seconds=8.0,
+    switch_workers=(2,),
+    switch_settle_s=3.0,
 )
 
 PROFILES = {p.name: p for p in (FULL, QUICK)}

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import encoding, http_load, latency, recall, reindex, relevance
+from benchmarks import encoding, http_load, latency, publish, recall, reindex, relevance, switch
 from benchmarks.context import RunContext
 from benchmarks.machine import git_info, machine_info, versions
 from benchmarks.plots import write_plots
@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "latency": latency.run,
     "recall": recall.run,
     "http": http_load.run,
+    "publish": publish.run,
+    "switch": switch.run,
     "encoding": encoding.run,
     "reindex": reindex.run,
     "relevance": relevance.run,

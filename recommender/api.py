@@ -139,7 +139,7 @@ def _bulk(results: list[WriteOut]) -> BulkOut:
     return BulkOut(results=results, counts=counts)
 
 
-def _etag(body: bytes) -> str:
+def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
@@ -232,6 +232,15 @@ def _related_body(article_id: str | None, model_id: str, items: list[dict[str, A
     return orjson.dumps(
         {"article_id": article_id, "model_id": model_id, "count": len(items), "items": items}
     )
+
+
+def stored_answer(engine: Engine, article_id: str, k: int) -> bytes | None:
+    """The body of the website's read (default parameters): the first `k` items of the stored
+    list, or None for an article that is not indexed."""
+    stored = engine.stored_list(article_id)
+    if stored is None:
+        return None
+    return _related_body(article_id, engine.model_id, orjson.loads(stored)[:k])
 
 
 def _records(items: list[RelatedItem]) -> list[dict[str, Any]]:
@@ -346,11 +355,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stored when the article or its neighbours were last written (a lookup); with others
         it is computed from the article's stored vector (nothing is encoded)."""
         if q.is_default(state.settings.max_k):
-            stored = engine.stored_list(article_id)
-            if stored is None:
+            answer = stored_answer(engine, article_id, q.k)
+            if answer is None:
                 raise _not_indexed(article_id)
-            items = orjson.loads(stored)[: q.k]
-            body = _related_body(article_id, engine.model_id, items)
+            body = answer
         else:
             gen = engine.gen
 
@@ -363,7 +371,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             key = (gen.path.name, gen.mirror.seq, article_id, q.model_dump_json())
             body = await run_in_threadpool(state.cached, key, compute)
-        etag = _etag(body)
+        etag = etag_of(body)
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={CACHE_SECONDS}"}
         if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)

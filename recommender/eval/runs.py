@@ -42,7 +42,9 @@ def _lexical_run(
     slot = mirror.slot_of[query_id]
     if bm25 is None:
         scores = mirror.lexical.scores_of_slot(slot).astype(np.float64)
-        scores[~mirror.vectors.alive[: len(scores)]] = -np.inf
+        alive = mirror.vectors.alive[: len(scores)]  # the lexical arrays grow by doubling
+        scores[len(alive) :] = -np.inf
+        scores[: len(alive)][~alive] = -np.inf
         candidates = np.arange(len(scores))
     else:
         index, candidates_list = bm25
