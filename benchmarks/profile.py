@@ -16,6 +16,7 @@ class Profile:
     latency_queries: int
     latency_warmup: int
     latency_max_seconds: float
+    computed_max_seconds: float
     recall_queries: int
     hnsw_ms: tuple[int, ...]
     ef_searches: tuple[int, ...]
@@ -49,6 +50,7 @@ FULL = Profile(
     latency_queries=3_000,
     latency_warmup=300,
     latency_max_seconds=40.0,
+    computed_max_seconds=10.0,
     recall_queries=500,
     hnsw_ms=(16, 32, 48),
     ef_searches=(16, 32, 64, 128, 256),
@@ -82,6 +84,7 @@ QUICK = Profile(
     latency_queries=500,
     latency_warmup=50,
     latency_max_seconds=10.0,
+    computed_max_seconds=3.0,
     recall_queries=200,
     hnsw_ms=(16, 32),
     ef_searches=(32, 128),

@@ -43,6 +43,7 @@ TINY = replace(
     latency_queries=100,
     latency_warmup=10,
     latency_max_seconds=5.0,
+    computed_max_seconds=2.0,
     recall_queries=30,
     hnsw_ms=(16,),
     ef_searches=(16, 64),

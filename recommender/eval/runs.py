@@ -41,10 +41,9 @@ def _lexical_run(
     mirror = engine.gen.mirror
     slot = mirror.slot_of[query_id]
     if bm25 is None:
-        scores = mirror.lexical.scores_of_slot(slot).astype(np.float64)
-        alive = mirror.vectors.alive[: len(scores)]  # the lexical arrays grow by doubling
-        scores[len(alive) :] = -np.inf
-        scores[: len(alive)][~alive] = -np.inf
+        alive = mirror.vectors.alive  # the lexical arrays grow by doubling: cut them to size
+        scores = mirror.lexical.scores_of_slot(slot).astype(np.float64)[: len(alive)]
+        scores[~alive[: len(scores)]] = -np.inf
         candidates = np.arange(len(scores))
     else:
         index, candidates_list = bm25
@@ -54,6 +53,7 @@ def _lexical_run(
         candidates = np.asarray(candidates_list)
     scores[candidates == slot] = -np.inf
     top = np.argsort(-scores, kind="stable")[:k]
+    top = top[np.isfinite(scores[top])]
     return [(mirror.story(int(candidates[i])).id, float(scores[i])) for i in top]
 
 
