@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from datetime import datetime
 from importlib import resources
@@ -16,6 +17,8 @@ from rich.table import Table
 from recommender.config import DEFAULT_MODEL, Settings
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from recommender.engine import Engine
     from recommender.indexing import BuildReport
 
@@ -315,10 +318,11 @@ def serve(
     import os
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     if index is not None:
         os.environ["RECOMMENDER_INDEX_DIR"] = str(index)
-    uvicorn.run(
+    config = uvicorn.Config(
         "recommender.api:create_app",
         factory=True,
         host=host,
@@ -326,6 +330,21 @@ def serve(
         workers=workers,
         log_level="info",
     )
+    if workers > 1:
+        Multiprocess(config, sockets=[tcp_listener(config)]).run()
+    else:
+        uvicorn.Server(config).run()
+
+
+def tcp_listener(config: uvicorn.Config) -> socket.socket:
+    """The listening socket of `--workers N`, marked as TCP. uvicorn binds it with protocol 0,
+    accepted connections inherit that, and asyncio sets TCP_NODELAY only on IPPROTO_TCP
+    sockets: with Nagle on, every keep-alive answer after the first waited ~40 ms for the
+    client's delayed ACK (uvicorn issue #3149). Same socket, its protocol stated."""
+    bound = config.bind_socket()
+    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+    sock.set_inheritable(True)
+    return sock
 
 
 def _eval_collection(input: Path, index: Path | None, settings: Settings) -> Path:
