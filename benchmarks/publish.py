@@ -22,6 +22,7 @@ empty embedding cache (every write is encoded, as a new article is). Then:
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 import time
@@ -106,7 +107,9 @@ def _ids_of(body: bytes) -> list[str]:
 
 
 class Writer:
-    """A keep-alive client with the write key."""
+    """A keep-alive client with the write key. Every request it sends is idempotent (upserts,
+    deletes, reads), so one that meets a connection the server closed while idle (uvicorn's
+    keep-alive timeout) is sent once more on a new connection."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -114,15 +117,27 @@ class Writer:
         self.client = Client(parts.hostname, parts.port)
         self.auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        try:
+            return self.client.send(method, path, body, headers)
+        except (ConnectionError, http.client.RemoteDisconnected):
+            return self.client.send(method, path, body, headers)
+
     def put(self, article: Article) -> float:
         t0 = time.perf_counter()
-        status, body = self.client.send("PUT", f"/articles/{article.id}", _body(article), self.auth)
+        status, body = self.send("PUT", f"/articles/{article.id}", _body(article), self.auth)
         if status not in (200, 201):
             raise RuntimeError(f"PUT {article.id}: HTTP {status} {body[:300]!r}")
         return time.perf_counter() - t0
 
     def related(self, article_id: str, k: int) -> list[str]:
-        status, body = self.client.send("GET", f"/articles/{article_id}/related?k={k}")
+        status, body = self.send("GET", f"/articles/{article_id}/related?k={k}")
         if status != 200:
             raise RuntimeError(f"GET {article_id}: HTTP {status} {body[:300]!r}")
         return _ids_of(body)
@@ -212,7 +227,7 @@ def bulk(writer: Writer, articles: list[Article]) -> dict[str, Any]:
     body = b"\n".join(orjson.dumps(a.model_dump(mode="json")) for a in articles)
     headers = writer.auth | {"Content-Type": "application/x-ndjson"}
     t0 = time.perf_counter()
-    status, answer = writer.client.send("POST", "/articles", body, headers)
+    status, answer = writer.send("POST", "/articles", body, headers)
     seconds = time.perf_counter() - t0
     if status != 200:
         raise RuntimeError(f"POST /articles: HTTP {status} {answer[:300]!r}")
@@ -229,14 +244,14 @@ def unpublish(writer: Writer, shown: dict[str, list[str]], count: int, k: int) -
     delete_s, lists, gone = [], 0, 0
     for new, holders in list(shown.items())[:count]:
         t0 = time.perf_counter()
-        status, body = writer.client.send("DELETE", f"/articles/{new}", None, writer.auth)
+        status, body = writer.send("DELETE", f"/articles/{new}", None, writer.auth)
         delete_s.append(time.perf_counter() - t0)
         if status != 200:
             raise RuntimeError(f"DELETE {new}: HTTP {status} {body[:300]!r}")
         for o in holders:
             lists += 1
             gone += new not in writer.related(o, k)
-        status, _ = writer.client.send("GET", f"/articles/{new}/related")
+        status, _ = writer.send("GET", f"/articles/{new}/related")
         lists += 1
         gone += status == 404
     return {
