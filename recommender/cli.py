@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -322,18 +322,12 @@ def serve(
 
     if index is not None:
         os.environ["RECOMMENDER_INDEX_DIR"] = str(index)
-    config = uvicorn.Config(
-        "recommender.api:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    options: dict[str, Any] = {"factory": True, "host": host, "port": port, "log_level": "info"}
     if workers > 1:
+        config = uvicorn.Config("recommender.api:create_app", workers=workers, **options)
         Multiprocess(config, sockets=[tcp_listener(config)]).run()
     else:
-        uvicorn.Server(config).run()
+        uvicorn.run("recommender.api:create_app", **options)
 
 
 def tcp_listener(config: uvicorn.Config) -> socket.socket:
