@@ -48,9 +48,9 @@ class Tally:
 class Client:
     """One keep-alive connection; reconnects after a failure."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+    def __init__(self, host: str, port: int, timeout: float = TIMEOUT_S) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
 
     def send(
         self,
@@ -66,7 +66,7 @@ class Client:
             return response.status, response.read()
         except (OSError, http.client.HTTPException):
             self.conn.close()
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_S)
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             raise
 
     def get(self, path: str) -> str | None:

@@ -50,6 +50,7 @@ from recommender.ranking.related import RelatedQuery
 TARGET_VISIBLE_P99_S = 1.0
 KEY = "benchmark-write-key"
 POLL_S = 0.005
+WRITE_TIMEOUT_S = 300.0
 
 
 def _stories(ctx: RunContext, by_id: dict[str, Article]) -> list[list[str]]:
@@ -114,7 +115,7 @@ class Writer:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         assert parts.hostname == "127.0.0.1" and parts.port is not None
-        self.client = Client(parts.hostname, parts.port)
+        self.client = Client(parts.hostname, parts.port, WRITE_TIMEOUT_S)
         self.auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
     def send(
