@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.corpus import Corpus, load_corpus
-from benchmarks.fixtures import write_collection
+from benchmarks.fixtures import write_index
 from benchmarks.profile import Profile
 from benchmarks.synthetic import Deriver, neighbour_stats
 from recommender.config import Settings
@@ -34,7 +34,7 @@ class RunContext:
     _corpus: Corpus | None = None
     _deriver: Deriver | None = None
     _vectors: dict[int, np.ndarray] = field(default_factory=dict)
-    _collections: dict[int, tuple[Path, float]] = field(default_factory=dict)
+    _indexes: dict[int, tuple[Path, float]] = field(default_factory=dict)
     real_index: Path | None = None
 
     @property
@@ -75,15 +75,16 @@ class RunContext:
         if self.real_index is None:
             directory = self.scratch / "real-index"
             encoder = ArticleEncoder.from_settings(self.settings)
-            build_index(self.data, directory, encoder, IndexConfig(), progress=False)
+            build_index(self.data, directory, encoder, self.settings, progress=False)
             self.real_index = directory
         return self.real_index
 
-    def collection(self, size: int) -> tuple[Path, float]:
-        """An index directory of `size` vectors with the default IndexConfig, and its build time."""
-        if size not in self._collections:
-            directory = self.scratch / f"collection-{size}"
+    def index(self, size: int) -> tuple[Path, float]:
+        """An index directory of `size` placeholder articles (default IndexConfig), and the
+        seconds its generation took to build."""
+        if size not in self._indexes:
+            directory = self.scratch / f"index-{size}"
             started = time.perf_counter()
-            write_collection(directory, self.vectors(size), self.model_id, IndexConfig())
-            self._collections[size] = (directory, time.perf_counter() - started)
-        return self._collections[size]
+            write_index(directory, self.vectors(size), self.model_id, IndexConfig(), self.settings)
+            self._indexes[size] = (directory, time.perf_counter() - started)
+        return self._indexes[size]

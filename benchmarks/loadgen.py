@@ -3,7 +3,9 @@
 closed: `concurrency` clients, each sending its next request when the last one is answered, until
 `requests` are sent or `max_seconds` pass. open: requests scheduled at a fixed `rate` whatever
 the server does; latency is measured from the scheduled time, so queueing counts (no coordinated
-omission). Both are bounded in request count and time; one JSON object is printed on stdout.
+omission); `--stop-file` ends it early once that file exists, and `--samples FILE` writes every
+request as a line `scheduled_unix_time latency_s error` (error `-` for a 200 answer). Both modes
+are bounded in request count and time; one JSON object is printed on stdout.
 """
 
 from __future__ import annotations
@@ -31,33 +33,49 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    samples: list[tuple[float, float, str]] = field(default_factory=list)
 
-    def record(self, latency: float, error: str | None) -> None:
+    def record(self, latency: float, error: str | None, at: float | None = None) -> None:
         with self.lock:
             if error is None:
                 self.latencies.append(latency)
             else:
                 self.errors[error] += 1
+            if at is not None:
+                self.samples.append((at, latency, error or "-"))
 
 
 class Client:
     """One keep-alive connection; reconnects after a failure."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+    def __init__(self, host: str, port: int, timeout: float = TIMEOUT_S) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """Status and body; a failed connection is replaced and the error raised."""
+        try:
+            self.conn.request(method, path, body=body, headers=headers or {})
+            response = self.conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            raise
 
     def get(self, path: str) -> str | None:
         """None on a 200 answer, else the kind of error."""
         try:
-            self.conn.request("GET", path)
-            response = self.conn.getresponse()
-            response.read()
+            status, _ = self.send("GET", path)
         except (OSError, http.client.HTTPException) as exc:
-            self.conn.close()
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT_S)
             return type(exc).__name__
-        return None if response.status == 200 else f"HTTP {response.status}"
+        return None if status == 200 else f"HTTP {status}"
 
 
 def _path(article_id: str) -> str:
@@ -94,8 +112,17 @@ def closed_loop(
     return _summary(tally, time.perf_counter() - started) | {"concurrency": concurrency}
 
 
-def open_loop(host: str, port: int, ids: list[str], rate: float, seconds: float) -> dict[str, Any]:
+def open_loop(
+    host: str,
+    port: int,
+    ids: list[str],
+    rate: float,
+    seconds: float,
+    stop_file: Path | None = None,
+    samples: Path | None = None,
+) -> dict[str, Any]:
     tally = Tally()
+    wall_offset = time.time() - time.perf_counter()
     total = int(rate * seconds)
     jobs: queue.Queue[tuple[int, float] | None] = queue.Queue()
     deadline = time.perf_counter() + seconds * 2 + TIMEOUT_S
@@ -108,24 +135,39 @@ def open_loop(host: str, port: int, ids: list[str], rate: float, seconds: float)
                 tally.record(0.0, "not sent (time limit)")
                 continue
             error = client.get(_path(ids[i % len(ids)]))
-            tally.record(time.perf_counter() - scheduled, error)
+            at = scheduled + wall_offset if samples is not None else None
+            tally.record(time.perf_counter() - scheduled, error, at)
         client.conn.close()
 
     threads = [threading.Thread(target=worker) for _ in range(OPEN_WORKERS)]
     for t in threads:
         t.start()
     started = time.perf_counter()
+    sent = 0
     for i in range(total):
+        if stop_file is not None and stop_file.exists():
+            break
         scheduled = started + i / rate
         time.sleep(max(0.0, scheduled - time.perf_counter()))
         jobs.put((i, scheduled))
+        sent += 1
     send_seconds = time.perf_counter() - started
     for _ in threads:
         jobs.put(None)
     for t in threads:
         t.join()
     summary = _summary(tally, time.perf_counter() - started)
-    return summary | {"rate": rate, "offered": total, "send_rate": round(total / send_seconds, 1)}
+    if samples is not None:
+        lines = (
+            f"{at:.6f} {latency:.6f} {error.replace(' ', '_')}"
+            for at, latency, error in tally.samples
+        )
+        samples.write_text("\n".join(sorted(lines)) + "\n")
+    return summary | {
+        "rate": rate,
+        "offered": sent,
+        "send_rate": round(sent / send_seconds, 1) if send_seconds else 0.0,
+    }
 
 
 def _summary(tally: Tally, seconds: float) -> dict[str, Any]:
@@ -153,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     closed.add_argument("--max-seconds", type=float, required=True)
     opened = sub.add_parser("open")
     opened.add_argument("--rate", type=float, required=True)
-    opened.add_argument("--seconds", type=float, required=True)
+    opened.add_argument("--seconds", type=float, required=True, help="at most this long")
+    opened.add_argument("--stop-file", type=Path, help="stop sending once this file exists")
+    opened.add_argument("--samples", type=Path, help="write every request's time and latency")
     args = parser.parse_args(argv)
     url = urlsplit(args.url)
     if url.hostname != "127.0.0.1" or url.port is None:
@@ -164,7 +208,9 @@ def main(argv: list[str] | None = None) -> None:
             url.hostname, url.port, ids, args.concurrency, args.requests, args.max_seconds
         )
     else:
-        result = open_loop(url.hostname, url.port, ids, args.rate, args.seconds)
+        result = open_loop(
+            url.hostname, url.port, ids, args.rate, args.seconds, args.stop_file, args.samples
+        )
     print(json.dumps(result))
 
 

@@ -18,12 +18,13 @@ Doc = dict[str, Any]
 def _latency(ax: Axes, r: Doc) -> None:
     rows = r["by_size"]
     sizes = [x["size"] for x in rows]
-    for p in ("p50", "p95", "p99"):
-        ax.plot(sizes, [x["for_id_ms"][p] for x in rows], marker="o", label=f"for_id {p}")
+    for p in ("p50", "p99"):
+        ax.plot(sizes, [x["read_ms"][p] for x in rows], marker="o", label=f"website read {p}")
+        ax.plot(sizes, [x["dense_ms"][p] for x in rows], marker="s", ls=":", label=f"dense {p}")
     ax.plot(sizes, [x["search_only_ms"]["p50"] for x in rows], "k--", label="FAISS search p50")
-    ax.axhline(1.0, color="red", lw=0.8, label="target p99 at 100k")
+    ax.axhline(0.2, color="red", lw=0.8, label="target read p99 at 100k")
     ax.set(xscale="log", yscale="log", xlabel="articles", ylabel="ms")
-    ax.set_title("Related-by-id latency in process")
+    ax.set_title("Related lists in process: stored (read) and computed (dense)")
 
 
 def _recall(ax: Axes, r: Doc) -> None:
@@ -45,20 +46,41 @@ def _recall(ax: Axes, r: Doc) -> None:
 
 
 def _http(ax: Axes, r: Doc) -> None:
-    runs = [(f"{c['concurrency']} clients", c) for c in r["closed_loop"]]
-    runs.append((f"{r['open_loop']['rate']:g} req/s open", r["open_loop"]))
-    labels = [name for name, _ in runs]
-    for i, p in enumerate(("p50", "p95", "p99")):
+    runs = []
+    for w in r["by_workers"]:
+        if "skipped" not in w["wrk"]:
+            runs.append((f"wrk {w['wrk']['connections']}c\n{w['workers']}w", w["wrk"]))
+        runs += [(f"{c['concurrency']} cl\n{w['workers']}w", c) for c in w["closed_loop"]]
+        runs.append((f"{w['open_loop']['rate']:g}/s open\n{w['workers']}w", w["open_loop"]))
+    for i, p in enumerate(("p50", "p99")):
         ax.bar(
-            [j + i * 0.27 for j in range(len(runs))],
-            [x["latency_ms"].get(p, 0) for _, x in runs],
-            0.27,
+            [j + i * 0.4 for j in range(len(runs))],
+            [max(x["latency_ms"].get(p, 0), 1e-3) for _, x in runs],
+            0.4,
             label=p,
         )
-    ax.set_xticks([j + 0.27 for j in range(len(runs))], labels)
-    ax.axhline(10.0, color="red", lw=0.8, label="target p99")
+    ax.set_xticks([j + 0.2 for j in range(len(runs))], [name for name, _ in runs], fontsize=7)
+    ax.axhline(10.0, color="red", lw=0.8, label="open-loop target p99")
+    ax.axhline(20.0, color="orange", lw=0.8, label="wrk target p99")
     ax.set(ylabel="ms", yscale="log")
-    ax.set_title(f"GET /articles/{{id}}/related, {r['size']:,} articles")
+    ax.set_title(f"GET /articles/{{id}}/related (stored list), {r['articles']:,} articles")
+
+
+def _switch(ax: Axes, r: Doc) -> None:
+    names = ["before_build", "during_build", "around_switch", "after_build"]
+    for i, w in enumerate(r["by_workers"]):
+        windows = w["windows"]
+        present = [n for n in names if n in windows]
+        ax.bar(
+            [j + i * 0.4 for j in range(len(present))],
+            [max(windows[n]["latency_ms"].get("p99", 0), 1e-3) for n in present],
+            0.4,
+            label=f"{w['workers']} worker(s) p99",
+        )
+        ax.set_xticks([j + 0.2 for j in range(len(present))], present)
+    ax.axhline(10.0, color="red", lw=0.8, label="200 req/s target p99")
+    ax.set(ylabel="ms", yscale="log")
+    ax.set_title(f"Reads at {r['rate']:g} req/s through a rebuild and switch")
 
 
 def _encoding(ax: Axes, r: Doc) -> None:
@@ -102,6 +124,7 @@ CHARTS: dict[str, Callable[[Axes, Doc], None]] = {
     "latency": _latency,
     "recall": _recall,
     "http": _http,
+    "switch": _switch,
     "encoding": _encoding,
     "reindex": _reindex,
     "ray": _ray,

@@ -17,11 +17,14 @@ class Profile:
     latency_queries: int
     latency_warmup: int
     latency_max_seconds: float
+    computed_max_seconds: float
     recall_queries: int
     hnsw_ms: tuple[int, ...]
     ef_searches: tuple[int, ...]
     ef_construction: int
-    http_size: int
+    http_workers: tuple[int, ...]
+    wrk_connections: int
+    wrk_seconds: float
     http_concurrency: tuple[int, ...]
     http_requests: int
     http_max_seconds: float
@@ -34,6 +37,15 @@ class Profile:
     ray_articles: int
     ray_actors: tuple[int, ...]
     scale_sample: int
+    publish_stories: int
+    publish_stream: int
+    publish_bulk: int
+    publish_deletes: int
+    publish_workers: int
+    publish_wait_s: float
+    burst_seconds: float
+    switch_workers: tuple[int, ...]
+    switch_settle_s: float
 
 
 FULL = Profile(
@@ -42,12 +54,15 @@ FULL = Profile(
     latency_queries=3_000,
     latency_warmup=300,
     latency_max_seconds=40.0,
+    computed_max_seconds=10.0,
     recall_queries=500,
     hnsw_ms=(16, 32, 48),
     ef_searches=(16, 32, 64, 128, 256),
     ef_construction=200,
-    http_size=100_000,
-    http_concurrency=(1, 8, 32),
+    http_workers=(1, 2),
+    wrk_connections=8,
+    wrk_seconds=15.0,
+    http_concurrency=(1, 8),
     http_requests=3_000,
     http_max_seconds=30.0,
     open_rate=200.0,
@@ -59,6 +74,15 @@ FULL = Profile(
     ray_articles=64,
     ray_actors=(1, 2),
     scale_sample=500,
+    publish_stories=20,
+    publish_stream=150,
+    publish_bulk=32,
+    publish_deletes=5,
+    publish_workers=2,
+    publish_wait_s=3.0,
+    burst_seconds=20.0,
+    switch_workers=(1, 2),
+    switch_settle_s=5.0,
 )
 
 QUICK = Profile(
@@ -67,12 +91,15 @@ QUICK = Profile(
     latency_queries=500,
     latency_warmup=50,
     latency_max_seconds=10.0,
+    computed_max_seconds=3.0,
     recall_queries=200,
     hnsw_ms=(16, 32),
     ef_searches=(32, 128),
     ef_construction=200,
-    http_size=10_000,
-    http_concurrency=(1, 8, 32),
+    http_workers=(1, 2),
+    wrk_connections=8,
+    wrk_seconds=5.0,
+    http_concurrency=(1, 8),
     http_requests=500,
     http_max_seconds=10.0,
     open_rate=200.0,
@@ -84,6 +111,15 @@ QUICK = Profile(
     ray_articles=16,
     ray_actors=(1, 2),
     scale_sample=200,
+    publish_stories=8,
+    publish_stream=40,
+    publish_bulk=16,
+    publish_deletes=3,
+    publish_workers=2,
+    publish_wait_s=3.0,
+    burst_seconds=8.0,
+    switch_workers=(2,),
+    switch_settle_s=3.0,
 )
 
 PROFILES = {p.name: p for p in (FULL, QUICK)}

@@ -25,16 +25,20 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
+def _ms(x: Doc, *keys: str) -> list[Any]:
+    return [x.get(k) for k in keys]
+
+
 def _latency(r: Doc) -> list[str]:
     rows = [
         [
             f"{x['size']:,}",
             x["index"]["kind"],
-            x["for_id_ms"]["p50"],
-            x["for_id_ms"]["p95"],
-            x["for_id_ms"]["p99"],
+            *_ms(x["read_ms"], "p50", "p99"),
+            *_ms(x["dense_ms"], "p50", "p99"),
             x["search_only_ms"]["p50"],
             x["build_s"],
+            x["load_s"],
         ]
         for x in r["by_size"]
     ]
@@ -42,26 +46,40 @@ def _latency(r: Doc) -> list[str]:
     scale_rows = [["real corpus", *s["real"].values()]] + [
         [f"{int(n):,}", *v.values()] for n, v in s["by_size"].items()
     ]
-    h = r["hybrid_real_corpus"]
-    rows.append(
-        [
-            f"{h['size']:,} (real, hybrid)",
-            h["index"]["kind"],
-            h["for_id_ms"]["p50"],
-            h["for_id_ms"]["p95"],
-            h["for_id_ms"]["p99"],
-            h["search_only_ms"]["p50"],
-            "-",
-        ]
-    )
+    real = r["real_corpus"]
+    param_rows = [
+        ["website read (stored list)", "-", *_ms(real["read_ms"], "p50", "p95", "p99")],
+        ["default, computed", "-", *_ms(real["default_computed_ms"], "p50", "p95", "p99")],
+    ] + [
+        [name, f"`{v['query']}`", *_ms(v["ms"], "p50", "p95", "p99")]
+        for name, v in real["parameters"].items()
+    ]
     return [
-        f"Target {r['target']}: **{_met(r['target_met'])}**. Rows by size: `method=dense`, "
-        f"k={h['k']}, ranking pool {h['pool_size']} (the FAISS search asks for the pool); last "
-        "row: the default hybrid ranking over the real corpus.",
+        f"Target {r['target']}: **{_met(r['target_met'])}**. Website read = "
+        f"`stored_answer` (stored list, k={r['read_k']}, serialized as the API does) and its "
+        "ETag; dense = `Engine.related(method=dense)`; search = the FAISS search of the dense "
+        "path (own slot masked). Build = the generation with its stored lists; load = `Engine` "
+        "start (mirror and vector index built from the store).",
         "",
         *table(
-            ["articles", "index", "p50 ms", "p95 ms", "p99 ms", "search p50 ms", "build s"], rows
+            [
+                "articles",
+                "index",
+                "read p50 ms",
+                "read p99 ms",
+                "dense p50 ms",
+                "dense p99 ms",
+                "search p50 ms",
+                "build s",
+                "load s",
+            ],
+            rows,
         ),
+        "",
+        f"Real corpus ({real['size']:,} articles, {real['index']['kind']}), computed per "
+        f"request. Target {real['target']}: **{_met(real['target_met'])}**.",
+        "",
+        *table(["query", "parameters", "p50 ms", "p95 ms", "p99 ms"], param_rows),
         "",
         f"Scaled data: {SCALE_METHOD} sigma = {s['sigma']} (target median cosine "
         f"{s['target_median_nn_cos']}, {s['real_articles']:,} real articles).",
@@ -118,29 +136,114 @@ def _recall(r: Doc) -> list[str]:
     return lines
 
 
-def _http(r: Doc) -> list[str]:
-    runs = [(f"closed, {c['concurrency']} clients", c) for c in r["closed_loop"]]
-    runs.append((f"open, {r['open_loop']['rate']:g} req/s", r["open_loop"]))
-    rows = [
-        [
-            name,
-            x["requests"],
-            x["latency_ms"].get("p50"),
-            x["latency_ms"].get("p95"),
-            x["latency_ms"].get("p99"),
-            x["throughput_rps"],
-            x["errors"],
-        ]
-        for name, x in runs
-    ]
+def _load_row(name: str, x: Doc) -> list[Any]:
+    if "skipped" in x:
+        return [name, x["skipped"], "-", "-", "-", "-", "-"]
+    lat = x["latency_ms"]
     return [
-        f"{r['endpoint']} on {r['size']:,} articles, {r['server']}; server peak RSS "
-        f"{r['server_peak_rss_mib']} MiB. Every request asks for a different article "
-        f"(so the API's response cache does not answer): {r['distinct_ids']}. "
+        name,
+        x["requests"],
+        lat.get("p50"),
+        lat.get("p90", lat.get("p95")),
+        lat.get("p99"),
+        x["throughput_rps"],
+        x["errors"],
+    ]
+
+
+def _http(r: Doc) -> list[str]:
+    lines = [
+        f"{r['endpoint']} on {r['articles']:,} articles, {r['server']}. Target {r['target']}: "
+        f"**{_met(r['target_met'])}**.",
+    ]
+    for w in r["by_workers"]:
+        rows = [_load_row(f"wrk, {w['wrk'].get('connections', '-')} connections", w["wrk"])]
+        rows += [
+            _load_row(f"suite, closed, {c['concurrency']} clients", c) for c in w["closed_loop"]
+        ]
+        rows.append(_load_row(f"suite, open, {w['open_loop']['rate']:g} req/s", w["open_loop"]))
+        lines += [
+            "",
+            f"{w['workers']} worker(s), server peak RSS {w['server_peak_rss_mib']} MiB; wrk "
+            f"target {_met(w['wrk_target_met'])}, open-loop target {_met(w['open_target_met'])}.",
+            "",
+            *table(["load", "requests", "p50 ms", "p90/p95 ms", "p99 ms", "req/s", "errors"], rows),
+        ]
+    return lines
+
+
+def _publish(r: Doc) -> list[str]:
+    b, bulk, u = r["burst"], r["bulk"], r["unpublish"]
+    base, during = r["reads_without_writes"], b["reads"]
+    return [
+        f"{r['stories']} stories held back and PUT one by one into {r['indexed']:,} indexed "
+        f"articles ({r['workers']} workers, empty embedding cache: every write is encoded). "
         f"Target {r['target']}: **{_met(r['target_met'])}**.",
         "",
-        *table(["load", "requests", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"], rows),
+        *table(
+            ["measure", "value"],
+            [
+                [
+                    "(new, older) pairs / expected (in a fresh list)",
+                    f"{r['pairs']} / {r['pairs_expected']}",
+                ],
+                [
+                    "visible / on the first read / expected but missed",
+                    f"{r['pairs_visible']} / {r['visible_on_first_read']} / {r['expected_missed']}",
+                ],
+                [
+                    "time to visible p50 / p99 / max ms",
+                    " / ".join(str(v) for v in _ms(r["visible_ms"], "p50", "p99", "max")),
+                ],
+                ["PUT p50 / p99 ms", " / ".join(str(v) for v in _ms(r["put_ms"], "p50", "p99"))],
+                [
+                    "sustained publish rate (1 client, PUT, encoding)",
+                    f"{b['publish_rate_per_s']} articles/s ({b['writes']} in {b['writing_s']} s)",
+                ],
+                [
+                    "PUT during the burst p50 / p99 ms",
+                    " / ".join(str(v) for v in _ms(b["put_ms"], "p50", "p99")),
+                ],
+                [
+                    "bulk POST /articles",
+                    f"{bulk.get('articles')} articles in {bulk.get('seconds')} s "
+                    f"({bulk.get('articles_per_s')} articles/s)",
+                ],
+                [
+                    "unpublish: reads gone on the next read",
+                    f"{u['gone_on_next_read']} of {u['reads_after']} ({_met(u['target_met'])}); "
+                    f"DELETE p50 {u['delete_ms'].get('p50')} ms",
+                ],
+            ],
+        ),
+        "",
+        "Reads at the same open-loop rate, without and during the burst of writes:",
+        "",
+        *table(
+            ["reads", "requests", "p50 ms", "p90/p95 ms", "p99 ms", "req/s", "errors"],
+            [_load_row("without writes", base), _load_row("during writes", during)],
+        ),
     ]
+
+
+def _switch(r: Doc) -> list[str]:
+    lines = [f"Target {r['target']}: **{_met(r['target_met'])}**."]
+    for w in r["by_workers"]:
+        rows = [
+            [name, x["requests"], x["errors"], *_ms(x["latency_ms"], "p50", "p99", "max")]
+            for name, x in w["windows"].items()
+        ]
+        lines += [
+            "",
+            f"{w['workers']} worker(s): build {w['build_s']} s, switch "
+            f"{w['switch_after_build_start_s']} s after it started; {w['generation_before']} "
+            f"-> {w['generation_after']}, served after: {w['served_after']}, old generation "
+            f"removed: {w['old_removed']}; {w['reads']['requests']} reads, "
+            f"{w['reads']['errors']} failed {w['reads']['error_kinds'] or ''}.",
+            "",
+            *table(["window", "requests", "errors", "p50 ms", "p99 ms", "max ms"], rows),
+        ]
+    return lines
 
 
 def _encoding(r: Doc) -> list[str]:
@@ -191,8 +294,9 @@ def _reindex(r: Doc) -> list[str]:
         f"{r['articles']:,} articles ({r['rows']:,} rows), {r['cache']} embedding cache "
         f"({r['cached_texts_before']:,} of {r['unique_texts']:,} texts cached before the run): "
         f"read {s['read']} s, encode {s['encode']} s, index {s['index']} s, total "
-        f"{r['total_s']} s ({r['articles_per_s']} articles/s). A cold encode runs at the "
-        "`encoding` benchmark's articles/s.",
+        f"{r['total_s']} s ({r['articles_per_s']} articles/s; index = the generation with "
+        "every stored list computed). A cold encode runs at the `encoding` benchmark's "
+        "articles/s.",
     ]
 
 
@@ -200,7 +304,7 @@ def _relevance(r: Doc) -> list[str]:
     if "skipped" in r:
         return [f"Skipped: {r['skipped']}"]
     lines = [
-        f"{r['method']} on {r['queries_file']}:",
+        f"{r['method']} on {r['queries_file']}. Target {r['target']}: **{_met(r['target_met'])}**.",
         "",
         "| method | nDCG@10 | recall@5 | recall@10 | recall@5 grade 3 | scored |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -277,9 +381,11 @@ def _met(flag: bool | None) -> str:
 
 
 SECTIONS: dict[str, tuple[str, Callable[[Doc], list[str]]]] = {
-    "latency": ("Related-by-id latency (in process)", _latency),
+    "latency": ("Related lists in process", _latency),
     "recall": ("ANN recall@10 and index parameters", _recall),
-    "http": ("HTTP under load", _http),
+    "http": ("Website read over HTTP", _http),
+    "publish": ("Publish and unpublish", _publish),
+    "switch": ("Reindex and switch under load", _switch),
     "encoding": ("Encoding", _encoding),
     "reindex": ("Batch reindex", _reindex),
     "relevance": ("Relevance", _relevance),

@@ -16,11 +16,13 @@ from benchmarks import (
     encoding,
     http_load,
     latency,
+    publish,
     ray_scaling,
     recall,
     reindex,
     relevance,
     speedup,
+    switch,
 )
 from benchmarks.context import RunContext
 from benchmarks.machine import git_info, machine_info, versions
@@ -32,6 +34,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "latency": latency.run,
     "recall": recall.run,
     "http": http_load.run,
+    "publish": publish.run,
+    "switch": switch.run,
     "encoding": encoding.run,
     "reindex": reindex.run,
     "relevance": relevance.run,

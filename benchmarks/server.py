@@ -1,8 +1,10 @@
-"""A real API server (`recommender serve`, uvicorn) in a subprocess on 127.0.0.1, always stopped."""
+"""A real API server (`recommender serve`, uvicorn, 1 or more workers) in a subprocess on
+127.0.0.1, always stopped (its whole process group is killed if it does not stop in time)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,24 +19,38 @@ from pathlib import Path
 from recommender.config import Settings
 
 HOST = "127.0.0.1"
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 10.0
+STARTED = b"Application startup complete."
 
 
 @dataclass(frozen=True)
 class Server:
     url: str
     process: subprocess.Popen[bytes]
+    workers: int
 
-    def peak_rss_mib(self) -> float | None:
-        """The server's peak resident memory (VmHWM), while it runs."""
+    def pids(self) -> list[int]:
+        """The server process and its children (the uvicorn workers)."""
+        pids = [self.process.pid]
         try:
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
+            for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+                pids += [int(p) for p in (task / "children").read_text().split()]
         except OSError:
             pass
-        return None
+        return pids
+
+    def peak_rss_mib(self) -> float | None:
+        """Peak resident memory (VmHWM) summed over the server and its workers, while it runs."""
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return round(total / 1024, 1) if total else None
 
 
 def free_port() -> int:
@@ -44,7 +60,7 @@ def free_port() -> int:
         return port
 
 
-def _ready(url: str) -> bool:
+def ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
             return bool(response.status == 200)
@@ -53,22 +69,36 @@ def _ready(url: str) -> bool:
 
 
 @contextmanager
-def serve(index_dir: Path, settings: Settings, log_path: Path) -> Iterator[Server]:
-    """Start `recommender serve` on a free port, wait until ready, and stop it on exit."""
+def serve(
+    index_dir: Path,
+    settings: Settings,
+    log_path: Path,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """Start `recommender serve` on a free port, wait until every worker has started and the
+    API answers /readyz, and stop it on exit."""
     port = free_port()
-    env = os.environ | {
-        "RECOMMENDER_MODELS_DIR": str(settings.models_dir.resolve()),
-        "RECOMMENDER_MODEL": settings.model,
-        "RECOMMENDER_BACKEND": settings.backend,
-    }
-    command = [sys.executable, "-m", "recommender.cli", "serve"]
-    command += ["--index", str(index_dir), "--host", HOST, "--port", str(port)]
+    child_env = (
+        os.environ
+        | {
+            "RECOMMENDER_MODELS_DIR": str(settings.models_dir.resolve()),
+            "RECOMMENDER_MODEL": settings.model,
+            "RECOMMENDER_BACKEND": settings.backend,
+            "RECOMMENDER_CACHE_PATH": str(settings.cache_path.resolve()),
+        }
+        | (env or {})
+    )
+    command = [sys.executable, "-m", "recommender.cli", "serve", "--index", str(index_dir)]
+    command += ["--host", HOST, "--port", str(port), "--workers", str(workers)]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        server = Server(f"http://{HOST}:{port}", process)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=child_env, start_new_session=True
+        )
+        server = Server(f"http://{HOST}:{port}", process, workers)
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
-            while not _ready(server.url):
+            while log_path.read_bytes().count(STARTED) < workers or not ready(server.url):
                 if process.poll() is not None or time.monotonic() > deadline:
                     tail = log_path.read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"server did not become ready:\n{tail}")
@@ -79,5 +109,5 @@ def serve(index_dir: Path, settings: Settings, log_path: Path) -> Iterator[Serve
             try:
                 process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

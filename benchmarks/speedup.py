@@ -16,12 +16,12 @@ from benchmarks.context import RunContext
 from benchmarks.relevance import judgement_files
 from benchmarks.subproc import run_checked
 from recommender.embedding.encoder import ArticleEncoder
+from recommender.engine import Engine
 from recommender.eval import metrics
+from recommender.eval.files import doc_ids, load_qrels, read_queries
 from recommender.eval.runs import Method, run_queries
 from recommender.indexing import build_index
 from recommender.ranking.related import MAX_K
-from recommender.storage.collection import Collection
-from recommender.storage.vectors import IndexConfig
 
 WORKER_TIMEOUT_S = 1800
 METHODS: tuple[Method, ...] = ("dense", "pipeline")
@@ -40,19 +40,18 @@ def _ndcg(ctx: RunContext, backend: str | None) -> dict[str, float] | None:
         directory = ctx.scratch / f"real-index-{backend}"
         settings = ctx.settings.model_copy(update={"backend": backend})
         encoder = ArticleEncoder.from_settings(settings)
-        build_index(ctx.data, directory, encoder, IndexConfig(), progress=False)
-    queries, qrels = metrics.read_queries(files[0]), metrics.read_qrels(files[1])
-    collection = Collection.load(directory)
+        build_index(ctx.data, directory, encoder, settings, progress=False)
+    queries, qrels = read_queries(files[0]), load_qrels(files[1])
+    engine = Engine(directory, ctx.settings)
     try:
         out: dict[str, float] = {}
         for method in METHODS:
-            runs, _ = run_queries(collection, queries, method=method, k=MAX_K)
-            lists = {q: [d for d, _ in v] for q, v in runs.items()}
-            scores = metrics.evaluate(lists, qrels, queries)
+            runs, _ = run_queries(engine, queries, method=method, k=MAX_K)
+            scores = metrics.evaluate(doc_ids(runs), qrels, queries)
             out[method] = round(float(scores["ndcg@10"]), 4)
         return out
     finally:
-        collection.close()
+        engine.close()
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

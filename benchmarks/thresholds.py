@@ -6,7 +6,7 @@ Threshold: exact search is preferred while it is no slower, since its recall is 
 definition. Flat time grows linearly with size, so a least-squares line through the flat
 medians is compared with the chosen HNSW setting's medians (interpolated in log size); the
 threshold is the first size where the line reaches HNSW, rounded to two significant digits.
-It is decided on the search RelatedService makes (k = ranking pool, `pool_search_ms`); the
+It is decided on the search the hybrid ranking makes (k = ranking pool, `pool_search_ms`); the
 crossover at k=10 is reported beside it.
 """
 
@@ -91,5 +91,6 @@ def recommend(settings: list[dict[str, Any]], current: IndexConfig) -> dict[str,
             "hnsw_m": current.hnsw_m,
             "hnsw_ef_search": current.hnsw_ef_search,
             "hnsw_ef_construction": current.hnsw_ef_construction,
+            "exact_below_allowed": current.exact_below_allowed,
         },
     }

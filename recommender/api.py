@@ -241,6 +241,15 @@ def _related_body(article_id: str | None, model_id: str, items: list[dict[str, A
     )
 
 
+def stored_answer(engine: Engine, article_id: str, k: int) -> bytes | None:
+    """The body of the website's read (default parameters): the first `k` items of the stored
+    list, or None for an article that is not indexed."""
+    stored = engine.stored_list(article_id)
+    if stored is None:
+        return None
+    return _related_body(article_id, engine.model_id, orjson.loads(stored)[:k])
+
+
 def _records(items: list[RelatedItem]) -> list[dict[str, Any]]:
     return [i.record() for i in items]
 
@@ -365,10 +374,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         it is computed from the article's stored vector (nothing is encoded). The ETag is the
         answer's hash: it changes exactly when the list does."""
         if q.is_default(state.settings.max_k):
-            items = records(engine, article_id, q)  # a primary-key lookup: on the loop
+            body = stored_answer(engine, article_id, q.k)  # a primary-key lookup: on the loop
+            if body is None:
+                raise _not_indexed(article_id)
         else:
             items = await run_in_threadpool(records, engine, article_id, q)
-        return cacheable(_related_body(article_id, engine.model_id, items), request, JSON)
+            body = _related_body(article_id, engine.model_id, items)
+        return cacheable(body, request, JSON)
 
     @app.post("/related", responses=error_responses(503, other={200: {"links": ITEM_LINKS}}))
     async def related_by_text(

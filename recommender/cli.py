@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +19,7 @@ from recommender.config import DEFAULT_MODEL, Settings
 
 if TYPE_CHECKING:
     import numpy as np
+    import uvicorn
 
     from recommender.articles import Article
     from recommender.embedding.encoder import ArticleEncoder
@@ -419,21 +421,36 @@ def serve(
     import os
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     if index is not None:
         os.environ["RECOMMENDER_INDEX_DIR"] = str(index)
     from recommender.serving import uvicorn_options
 
     err.print(f"demo news site: http://{host}:{port}/demo", highlight=False)
-    uvicorn.run(
-        "recommender.api:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "log_level": "info",
         **uvicorn_options(),
-    )
+    }
+    if workers > 1:
+        config = uvicorn.Config("recommender.api:create_app", workers=workers, **options)
+        Multiprocess(config, sockets=[tcp_listener(config)]).run()
+    else:
+        uvicorn.run("recommender.api:create_app", **options)
+
+
+def tcp_listener(config: uvicorn.Config) -> socket.socket:
+    """The listening socket of `--workers N`, marked as TCP. uvicorn binds it with protocol 0,
+    accepted connections inherit that, and asyncio sets TCP_NODELAY only on IPPROTO_TCP
+    sockets: with Nagle on, every keep-alive answer after the first waited ~40 ms for the
+    client's delayed ACK (uvicorn issue #3149). Same socket, its protocol stated."""
+    bound = config.bind_socket()
+    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+    sock.set_inheritable(True)
+    return sock
 
 
 def _eval_collection(input: Path, index: Path | None, settings: Settings) -> Path:

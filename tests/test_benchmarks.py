@@ -8,6 +8,7 @@ asserts a speed, only that each benchmark ran and produced well-formed results.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -42,9 +43,12 @@ TINY = replace(
     latency_queries=100,
     latency_warmup=10,
     latency_max_seconds=5.0,
+    computed_max_seconds=2.0,
     recall_queries=30,
     hnsw_ms=(16,),
     ef_searches=(16, 64),
+    http_workers=(1, 2),
+    wrk_seconds=1.0,
     http_requests=40,
     http_max_seconds=5.0,
     open_rate=50.0,
@@ -56,6 +60,14 @@ TINY = replace(
     ray_articles=4,
     ray_actors=(1,),
     scale_sample=30,
+    publish_stories=2,
+    publish_stream=3,
+    publish_bulk=2,
+    publish_deletes=1,
+    publish_wait_s=2.0,
+    burst_seconds=1.0,
+    switch_workers=(2,),
+    switch_settle_s=0.5,
 )
 
 
@@ -89,17 +101,34 @@ def test_every_benchmark_ran(run_results: Path) -> None:
     results = doc["results"]
     assert isinstance(results, dict)
     assert set(results) == set(BENCHMARKS)
-    sizes = [r["size"] for r in results["latency"]["by_size"]]
-    assert sizes == [30, 90]
-    assert all(r["for_id_ms"]["n"] > 0 for r in results["latency"]["by_size"])
+    latency = results["latency"]
+    assert [r["size"] for r in latency["by_size"]] == [30, 90]
+    assert all(r["read_ms"]["n"] > 0 and r["dense_ms"]["n"] > 0 for r in latency["by_size"])
+    assert {"stage_ranked", "method_dense"} <= set(latency["real_corpus"]["parameters"])
     kinds = {(s["kind"], s["size"]) for s in results["recall"]["settings"]}
     assert kinds >= {("flat", 30), ("hnsw", 30), ("flat", 90), ("hnsw", 90)}
     flat = [s for s in results["recall"]["settings"] if s["kind"] == "flat"]
     assert all(s["recall@10"] == 1.0 for s in flat)
     http = results["http"]
-    assert [c["concurrency"] for c in http["closed_loop"]] == list(TINY.http_concurrency)
-    assert all(c["ok"] + c["errors"] == c["requests"] > 0 for c in http["closed_loop"])
-    assert http["open_loop"]["requests"] == http["open_loop"]["offered"]
+    assert [w["workers"] for w in http["by_workers"]] == [1, 2]
+    for w in http["by_workers"]:
+        assert [c["concurrency"] for c in w["closed_loop"]] == list(TINY.http_concurrency)
+        assert all(c["ok"] + c["errors"] == c["requests"] > 0 for c in w["closed_loop"])
+        assert w["open_loop"]["requests"] == w["open_loop"]["offered"]
+        assert w["open_loop"]["errors"] == 0
+        if shutil.which("wrk"):
+            assert w["wrk"]["requests"] > 0 and w["wrk"]["errors"] == 0
+    publish = results["publish"]
+    assert publish["stories"] == TINY.publish_stories
+    assert publish["put_ms"]["n"] == TINY.publish_stories
+    assert publish["pairs_visible"] >= publish["pairs_expected"] > 0
+    assert publish["expected_missed"] == 0
+    assert publish["burst"]["writes"] > 0 and publish["bulk"]["counts"] == {"created": 2}
+    assert publish["unpublish"]["target_met"]
+    (switched,) = results["switch"]["by_workers"]
+    assert switched["generation_after"] != switched["generation_before"]
+    assert switched["served_after"] == [switched["generation_after"]]
+    assert switched["reads"]["errors"] == 0 and switched["reads"]["requests"] > 0
     assert {b["backend"] for b in results["encoding"]["backends"]} == {
         "sentence-transformers",
         "torch-bf16",
@@ -115,6 +144,8 @@ def test_every_benchmark_ran(run_results: Path) -> None:
     ray = results["ray"]
     assert ray["articles"] == TINY.ray_articles
     assert [b["actors"] for b in ray["by_actors"]] == list(TINY.ray_actors)
+    assert set(results["relevance"]["methods"]) == {"dense", "tfidf", "bm25", "pipeline", "stored"}
+    assert results["relevance"]["methods"]["stored"]["scored"] > 0
 
 
 def test_reports_and_plots_are_written(run_results: Path) -> None:
@@ -126,6 +157,7 @@ def test_reports_and_plots_are_written(run_results: Path) -> None:
         "latency.png",
         "recall.png",
         "http.png",
+        "switch.png",
         "encoding.png",
         "reindex.png",
         "ray.png",

@@ -84,3 +84,24 @@ def test_errors_are_clear(env: Path, sample_index: Path) -> None:
         app, ["index", "build", "--input", str(env / "missing.jsonl"), "--index", str(env / "x")]
     )
     assert r.exit_code == 1 and "input file not found" in r.output
+
+
+def test_the_listener_of_several_workers_is_tcp_so_answers_are_not_delayed() -> None:
+    """asyncio enables TCP_NODELAY only on accepted sockets whose protocol is IPPROTO_TCP;
+    they inherit it from the listener (uvicorn's own has 0: ~40 ms per keep-alive answer)."""
+    import socket
+
+    import uvicorn
+
+    from recommender.cli import tcp_listener
+
+    listener = tcp_listener(uvicorn.Config("recommender.api:create_app", host="127.0.0.1", port=0))
+    try:
+        listener.listen(1)
+        client = socket.create_connection(listener.getsockname()[:2])
+        accepted, _ = listener.accept()
+        assert listener.proto == socket.IPPROTO_TCP and accepted.proto == socket.IPPROTO_TCP
+        accepted.close()
+        client.close()
+    finally:
+        listener.close()

@@ -7,6 +7,7 @@ disk, two engines standing for two serving processes.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,3 +194,26 @@ def test_a_rebuild_keeps_the_writes_made_while_it_ran(
     assert engine.stored_list(NEW) is not None
     engine.close()
     assert sorted(p.name for p in settings.index_dir.iterdir()) == ["CURRENT", generation.name]
+
+
+def test_a_serving_engine_follows_a_rebuild_on_its_own(
+    settings: Settings, sample_articles: list[Article], encoder: ArticleEncoder
+) -> None:
+    """The follower thread switches to a new generation (computed answers and /readyz come
+    from it) and the old generation is removed once released, with no write to trigger it."""
+    served = Engine(settings.index_dir, settings.model_copy(update={"follow_seconds": 0.05}))
+    served.start_following()
+    try:
+        old = served.gen.path
+        subset = [a for a in sample_articles if a.id != NEW][:30]
+        lexical = LexicalConfig()
+        meta = {"model_id": served.model_id, "dim": encoder.dim, "lexical": lexical.model_dump()}
+        items = prepare(subset, encoder.encode_articles(subset), lexical)
+        generation = build_generation(settings.index_dir, items, meta, settings, progress=False)
+        deadline = time.monotonic() + 20
+        while served.gen.path != generation and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert served.gen.path == generation and len(served) == len(subset)
+        assert not old.exists()
+    finally:
+        served.close()

@@ -61,6 +61,7 @@ def _lexical_run(engine: Engine, query_id: str, k: int, bm25: Bm25 | None) -> li
         scores = np.asarray(index.get_scores(terms), dtype=np.float64)
     scores[slots == slot] = -np.inf
     top = np.argsort(-scores, kind="stable")[:k]
+    top = top[np.isfinite(scores[top])]
     return [
         RunItem(
             mirror.story(int(slots[i])).id, float(scores[i]), method, {method: float(scores[i])}

@@ -76,6 +76,7 @@ CREATE TABLE listed (
     list TEXT NOT NULL,
     PRIMARY KEY (item, list)
 ) WITHOUT ROWID;
+CREATE INDEX listed_by_list ON listed (list);
 """
 _STORY = "slot, id, url, title, lead, published, section, tags, source"
 
