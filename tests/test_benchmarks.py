@@ -144,7 +144,14 @@ def test_every_benchmark_ran(run_results: Path) -> None:
     ray = results["ray"]
     assert ray["articles"] == TINY.ray_articles
     assert [b["actors"] for b in ray["by_actors"]] == list(TINY.ray_actors)
-    assert set(results["relevance"]["methods"]) == {"dense", "tfidf", "bm25", "pipeline", "stored"}
+    assert set(results["relevance"]["methods"]) == {
+        "dense",
+        "tfidf",
+        "bm25",
+        "pipeline",
+        "stored",
+        "final",
+    }
     assert results["relevance"]["methods"]["stored"]["scored"] > 0
 
 

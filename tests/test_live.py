@@ -17,7 +17,7 @@ import pytest
 from recommender.articles import Article
 from recommender.config import Settings
 from recommender.embedding.encoder import ArticleEncoder
-from recommender.engine import Engine, build_generation, prepare
+from recommender.engine import RETIRE_SECONDS, Engine, build_generation, prepare
 from recommender.indexing import build_index
 from recommender.ranking.related import RelatedQuery
 from recommender.storage.lexical import LexicalConfig
@@ -214,6 +214,10 @@ def test_a_serving_engine_follows_a_rebuild_on_its_own(
         while served.gen.path != generation and time.monotonic() < deadline:
             time.sleep(0.05)
         assert served.gen.path == generation and len(served) == len(subset)
+        assert old.exists()  # kept while requests in flight may still read it
+        deadline = time.monotonic() + RETIRE_SECONDS + 10
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert not old.exists()
     finally:
         served.close()

@@ -325,7 +325,7 @@ def test_access_log_is_one_json_line_per_request(
 
 def _count_concurrent_encodes(app: Any, seconds: float) -> dict[str, int]:
     """Wraps the real encoder's per-request call to record how many run at once."""
-    encoder = app.state.recommender.service.encoder
+    encoder = app.state.recommender.engine.encoder
     real = encoder.encode_one
     seen = {"running": 0, "peak": 0, "calls": 0}
     lock = threading.Lock()

@@ -184,7 +184,9 @@ class VectorIndex:
         if allowed is not None:
             mask = allowed[: len(self.alive)] & self.alive
             chosen = np.flatnonzero(mask)
-            if len(chosen) < self.config.exact_below_allowed:
+            # a small allowed set is searched exactly over its own vectors; a mask that keeps
+            # most of the index (the query's own slot left out) goes to FAISS with a selector
+            if len(chosen) < min(self.config.exact_below_allowed, self.count // 2):
                 return self._exact_subset(q[0], chosen, k)
         elif self._tombstones:
             mask = self.alive
