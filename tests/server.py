@@ -23,6 +23,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def build_command(
+    input_path: Path, index: Path, model_dir: Path, cache: Path
+) -> tuple[list[str], dict[str, str]]:
+    """`recommender index build` of `input_path` into `index` as a process: (argv, env)."""
+    env = dict(
+        os.environ,
+        RECOMMENDER_MODELS_DIR=str(model_dir.parent),
+        RECOMMENDER_CACHE_PATH=str(cache),
+    )
+    cli = [sys.executable, "-m", "recommender.cli"]
+    args = ["index", "build", "--input", str(input_path), "--index", str(index), "--no-progress"]
+    return [*cli, *args], env
+
+
 def start_server(
     index: Path, model_dir: Path, cache: Path, log: Path, *, workers: int = 1, **env: str
 ) -> tuple[subprocess.Popen[bytes], str]:

@@ -15,7 +15,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from recommender.articles import Article
 from recommender.config import Settings
 from recommender.engine import Engine
 from recommender.storage.generations import IndexDir
-from tests.server import start_server
+from tests.server import build_command, start_server
 
 pytestmark = pytest.mark.slow
 ROUNDS = 20
@@ -131,23 +130,7 @@ def test_killed_reindex_never_leaves_the_index_missing(
     small.write_bytes(
         b"".join(orjson.dumps(a.model_dump(mode="json")) + b"\n" for a in sample_articles[:40])
     )
-    env = dict(
-        os.environ,
-        RECOMMENDER_MODELS_DIR=str(model_dir.parent),
-        RECOMMENDER_CACHE_PATH=str(tmp_path / "cache.sqlite"),
-    )
-    command = [
-        sys.executable,
-        "-m",
-        "recommender.cli",
-        "index",
-        "build",
-        "--input",
-        str(small),
-        "--index",
-        str(index),
-        "--no-progress",
-    ]
+    command, env = build_command(small, index, model_dir, tmp_path / "cache.sqlite")
     started = time.monotonic()
     subprocess.run(command, env=env, check=True, capture_output=True)  # warms the cache
     duration = time.monotonic() - started

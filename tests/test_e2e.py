@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ import pytest
 from recommender.cli import sample_corpus
 from recommender.engine import RETIRE_SECONDS
 from tests.conftest import SAMPLE_QRELS
-from tests.server import running_server, start_server, stop
+from tests.server import build_command, running_server, start_server, stop
 
 pytestmark = pytest.mark.slow
 MIN_SAMPLE_RECALL_AT_5 = 0.9
@@ -146,28 +144,8 @@ def test_reindex_switches_a_running_server_without_a_failed_request(
     try:
         before = httpx.get(f"{base}/readyz").json()["generation"]
         reader.start()
-        env = dict(
-            os.environ,
-            RECOMMENDER_MODELS_DIR=str(model_dir.parent),
-            RECOMMENDER_CACHE_PATH=str(cache),
-        )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "recommender.cli",
-                "index",
-                "build",
-                "--input",
-                str(sample_corpus()),
-                "--index",
-                str(index),
-                "--no-progress",
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        command, env = build_command(sample_corpus(), index, model_dir, cache)
+        subprocess.run(command, env=env, check=True, capture_output=True)
         deadline = time.monotonic() + 30
         while httpx.get(f"{base}/readyz").json()["generation"] == before:
             assert time.monotonic() < deadline, "the server did not follow the new generation"
