@@ -10,5 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install --quiet --disable-pip-version-check --upgrade pip
-python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+# TORCH_INDEX_URL: where the CPU build comes from on a machine whose pip would pull CUDA
+python -m pip install --quiet --disable-pip-version-check torch==2.13.0 \
+  ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 python -m pip install --quiet --disable-pip-version-check -e '.[dev,ray]'
