@@ -191,6 +191,12 @@ class State:
     def index_size(self) -> int:
         return len(self.engine) if self.engine is not None else 0
 
+    def list_age_seconds(self) -> float | None:
+        return self.engine.list_age_seconds() if self.engine is not None else None
+
+    def log_lag(self) -> int:
+        return self.engine.log_lag() if self.engine is not None else 0
+
     def cached(self, key: tuple[object, ...], compute: Callable[[], bytes]) -> bytes:
         body = self.cache.get(key)
         if body is None:
@@ -521,7 +527,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(web_router(source, state.settings))
     _add_article_schema(app)
-    install(app, state.settings, index_size=state.index_size)
+    install(app, state.settings, state)
     return app
 
 

@@ -507,6 +507,17 @@ class Engine:
             self.last_refresh = time.monotonic()
             self.refresh(batch)
 
+    def list_age_seconds(self) -> float | None:
+        """Seconds since the stored list computed longest ago was computed: how far behind the
+        periodic refresh is (it keeps this under `refresh_hours`). None without lists."""
+        oldest = self._lookup_store().oldest_list_time()
+        return (datetime.now(UTC) - oldest).total_seconds() if oldest else None
+
+    def log_lag(self) -> int:
+        """Changes committed to the store that this process's mirror has not replayed yet."""
+        gen = self.gen
+        return max(gen.store.head() - gen.mirror.seq, 0)
+
     def stats(self) -> dict[str, Any]:
         gen = self.sync()
         return {

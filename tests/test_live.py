@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -20,7 +21,9 @@ from recommender.embedding.encoder import ArticleEncoder
 from recommender.engine import RETIRE_SECONDS, Engine, build_generation, prepare
 from recommender.indexing import build_index
 from recommender.ranking.related import RelatedQuery
+from recommender.storage.generations import IndexDir
 from recommender.storage.lexical import LexicalConfig
+from recommender.storage.store import Store
 
 NEW = "a1004"  # the latest article of a four-article story (a1001-a1004)
 OLDER = ["a1001", "a1002", "a1003"]
@@ -221,3 +224,51 @@ def test_a_serving_engine_follows_a_rebuild_on_its_own(
         assert not old.exists()
     finally:
         served.close()
+
+
+def _age_every_list(settings: Settings, hours: float) -> None:
+    """Pretend every stored list was computed `hours` ago (what a stalled refresh leaves)."""
+    store = Store(IndexDir(settings.index_dir).current() / Store.FILENAME)
+    moment = (datetime.now(UTC) - timedelta(hours=hours)).isoformat()
+    with store.transaction() as tx:
+        tx.db.execute("UPDATE lists SET computed_at = ?", (moment,))
+    store.close()
+
+
+def test_the_refresh_lag_is_the_oldest_list_and_the_periodic_refresh_takes_its_share(
+    settings: Settings, encoder: ArticleEncoder
+) -> None:
+    _age_every_list(settings, 30)
+    engine = Engine(settings.index_dir, settings.model_copy(update={"refresh_hours": 24}), encoder)
+    try:
+        age = engine.list_age_seconds()
+        assert age is not None and 30 * 3600 <= age < 30 * 3600 + 60
+        lists = len(engine)
+        # half the refresh period has passed: half of the lists are due, the oldest first
+        engine.last_refresh = time.monotonic() - 12 * 3600
+        engine._periodic_refresh()
+        fresh = engine.gen.store.db.execute(
+            "SELECT COUNT(*) FROM lists WHERE computed_at > ?",
+            ((datetime.now(UTC) - timedelta(minutes=1)).isoformat(),),
+        ).fetchone()[0]
+        assert fresh == lists // 2
+        assert (engine.list_age_seconds() or 0) >= 30 * 3600
+        engine.refresh()
+        assert (engine.list_age_seconds() or 1e9) < 60
+    finally:
+        engine.close()
+
+
+def test_the_log_lag_counts_the_changes_a_process_has_not_replayed(
+    engine: Engine, settings: Settings, sample_articles: list[Article]
+) -> None:
+    reader = Engine(settings.index_dir, settings)
+    try:
+        assert reader.log_lag() == 0
+        engine.upsert([_by_id(sample_articles, NEW)])
+        engine.delete(["a1001"])
+        assert reader.log_lag() == 2
+        reader.sync()
+        assert reader.log_lag() == 0
+    finally:
+        reader.close()

@@ -8,7 +8,6 @@ so a refused request is still logged and counted, and carries the same headers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,17 +20,17 @@ from recommender.serving.encodequeue import EncodeQueue
 from recommender.serving.errors import document_errors, install_error_handlers
 from recommender.serving.headers import SecurityHeaders
 from recommender.serving.limits import SizeLimits
-from recommender.serving.metrics import Metrics, MetricsMiddleware, add_metrics_route
+from recommender.serving.metrics import Metrics, MetricsMiddleware, Served, add_metrics_route
 
 # uvicorn must pass a long request line on to SizeLimits (to answer 414) instead of
 # dropping the connection at h11's 16 KiB default; beyond this uvicorn answers 400 itself.
 MAX_REQUEST_HEAD_BYTES = 1 << 20
 
 
-def install(app: FastAPI, settings: Settings, index_size: Callable[[], int]) -> None:
-    """Everything above, on an app whose routes are already declared."""
+def install(app: FastAPI, settings: Settings, served: Served) -> None:
+    """Everything above, on an app whose routes are already declared; the gauges read `served`."""
     metrics = Metrics()
-    metrics.track_index_size(index_size)
+    metrics.track(served)
     app.state.metrics = metrics
     app.state.encode_queue = EncodeQueue(settings.encode_queue_depth, metrics)
     install_error_handlers(app)

@@ -1,5 +1,6 @@
 """Prometheus metrics (prometheus-client) at `/metrics`: requests and latency per route, method
-and status, the index size and the encoder's time and queue.
+and status, the index size, how fresh the stored lists and the in-memory mirror are, and the
+encoder's time and queue.
 
 Each app has its own registry, so several apps in one process (tests) never share counters.
 With several uvicorn workers each process has its own numbers; a scrape reads one of them.
@@ -7,8 +8,9 @@ With several uvicorn workers each process has its own numbers; a scrape reads on
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from typing import Protocol
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -18,6 +20,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UNMATCHED = "unmatched"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ENCODE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Served(Protocol):
+    """What the gauges read from the served index, at every scrape."""
+
+    def index_size(self) -> int: ...
+
+    def list_age_seconds(self) -> float | None: ...
+
+    def log_lag(self) -> int: ...
 
 
 class Metrics:
@@ -37,6 +49,17 @@ class Metrics:
         self.index_articles = Gauge(
             "recommender_index_articles", "Articles in the loaded index", registry=self.registry
         )
+        self.list_age = Gauge(
+            "recommender_list_refresh_lag_seconds",
+            "Age of the stored list computed longest ago: how far the periodic refresh lags "
+            "(kept under RECOMMENDER_REFRESH_HOURS)",
+            registry=self.registry,
+        )
+        self.log_lag = Gauge(
+            "recommender_log_lag_changes",
+            "Committed changes this process's in-memory mirror has not replayed yet",
+            registry=self.registry,
+        )
         self.encode_seconds = Histogram(
             "recommender_encode_seconds",
             "Time to encode a text query and rank its related stories",
@@ -54,8 +77,16 @@ class Metrics:
             registry=self.registry,
         )
 
-    def track_index_size(self, size: Callable[[], int]) -> None:
-        self.index_articles.set_function(lambda: float(size()))
+    def track(self, served: Served) -> None:
+        """Gauges read from `served` when scraped (NaN for a list age with no lists)."""
+        self.index_articles.set_function(lambda: float(served.index_size()))
+
+        def list_age() -> float:
+            age = served.list_age_seconds()
+            return math.nan if age is None else age
+
+        self.list_age.set_function(list_age)
+        self.log_lag.set_function(lambda: float(served.log_lag()))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         labels = (route, method, str(status))

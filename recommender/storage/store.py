@@ -77,6 +77,7 @@ CREATE TABLE listed (
     PRIMARY KEY (item, list)
 ) WITHOUT ROWID;
 CREATE INDEX listed_by_list ON listed (list);
+CREATE INDEX lists_computed ON lists (computed_at);
 """
 _STORY = "slot, id, url, title, lead, published, section, tags, source"
 
@@ -161,6 +162,8 @@ class Store:
                 f"store {path} has format version {version}; this version reads "
                 f"{FORMAT_VERSION}. Rebuild the index with `recommender index build`"
             )
+        # added within format 3: stores built before it get it on first open
+        self.db.execute("CREATE INDEX IF NOT EXISTS lists_computed ON lists (computed_at)")
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -272,6 +275,11 @@ class Store:
                 "SELECT id FROM lists ORDER BY computed_at, id LIMIT ?", (limit,)
             )
         ]
+
+    def oldest_list_time(self) -> datetime | None:
+        """When the stored list computed longest ago was computed (None without lists)."""
+        (oldest,) = self.db.execute("SELECT MIN(computed_at) FROM lists").fetchone()
+        return datetime.fromisoformat(oldest) if oldest else None
 
     def summary(self) -> dict[str, object]:
         """Publication range and article counts by section and by source, largest first."""
