@@ -3,9 +3,11 @@
 closed: `concurrency` clients, each sending its next request when the last one is answered, until
 `requests` are sent or `max_seconds` pass. open: requests scheduled at a fixed `rate` whatever
 the server does; latency is measured from the scheduled time, so queueing counts (no coordinated
-omission); `--stop-file` ends it early once that file exists, and `--samples FILE` writes every
-request as a line `scheduled_unix_time latency_s error` (error `-` for a 200 answer). Both modes
-are bounded in request count and time; one JSON object is printed on stdout.
+omission); `--html-share` sends that share of them to the HTML box instead of the JSON list,
+spread evenly; `--stop-file` ends it early once that file exists, and `--samples FILE` writes
+every request as a line `scheduled_unix_time latency_s error kind` (error `-` for a 200 answer,
+kind `json` or `html`). Both modes are bounded in request count and time; one JSON object is
+printed on stdout.
 """
 
 from __future__ import annotations
@@ -33,16 +35,18 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    samples: list[tuple[float, float, str]] = field(default_factory=list)
+    samples: list[tuple[float, float, str, str]] = field(default_factory=list)
 
-    def record(self, latency: float, error: str | None, at: float | None = None) -> None:
+    def record(
+        self, latency: float, error: str | None, at: float | None = None, kind: str = "json"
+    ) -> None:
         with self.lock:
             if error is None:
                 self.latencies.append(latency)
             else:
                 self.errors[error] += 1
             if at is not None:
-                self.samples.append((at, latency, error or "-"))
+                self.samples.append((at, latency, error or "-", kind))
 
 
 class Client:
@@ -78,8 +82,16 @@ class Client:
         return None if status == 200 else f"HTTP {status}"
 
 
-def _path(article_id: str) -> str:
-    return f"/articles/{article_id}/related?k=5"
+GOLDEN = 0.6180339887498949
+
+
+def _path(article_id: str, html: bool = False) -> str:
+    return f"/articles/{article_id}/related{'.html' if html else ''}?k=5"
+
+
+def is_html(i: int, share: float) -> bool:
+    """Whether request `i` asks for the HTML box: a share of requests spread evenly."""
+    return (i * GOLDEN) % 1.0 < share
 
 
 def closed_loop(
@@ -120,6 +132,7 @@ def open_loop(
     seconds: float,
     stop_file: Path | None = None,
     samples: Path | None = None,
+    html_share: float = 0.0,
 ) -> dict[str, Any]:
     tally = Tally()
     wall_offset = time.time() - time.perf_counter()
@@ -134,9 +147,10 @@ def open_loop(
             if time.perf_counter() > deadline:
                 tally.record(0.0, "not sent (time limit)")
                 continue
-            error = client.get(_path(ids[i % len(ids)]))
+            html = is_html(i, html_share)
+            error = client.get(_path(ids[i % len(ids)], html))
             at = scheduled + wall_offset if samples is not None else None
-            tally.record(time.perf_counter() - scheduled, error, at)
+            tally.record(time.perf_counter() - scheduled, error, at, "html" if html else "json")
         client.conn.close()
 
     threads = [threading.Thread(target=worker) for _ in range(OPEN_WORKERS)]
@@ -159,8 +173,8 @@ def open_loop(
     summary = _summary(tally, time.perf_counter() - started)
     if samples is not None:
         lines = (
-            f"{at:.6f} {latency:.6f} {error.replace(' ', '_')}"
-            for at, latency, error in tally.samples
+            f"{at:.6f} {latency:.6f} {error.replace(' ', '_')} {kind}"
+            for at, latency, error, kind in tally.samples
         )
         samples.write_text("\n".join(sorted(lines)) + "\n")
     return summary | {
@@ -198,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     opened.add_argument("--seconds", type=float, required=True, help="at most this long")
     opened.add_argument("--stop-file", type=Path, help="stop sending once this file exists")
     opened.add_argument("--samples", type=Path, help="write every request's time and latency")
+    opened.add_argument(
+        "--html-share", type=float, default=0.0, help="share of requests for the HTML box"
+    )
     args = parser.parse_args(argv)
     url = urlsplit(args.url)
     if url.hostname != "127.0.0.1" or url.port is None:
@@ -209,7 +226,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     else:
         result = open_loop(
-            url.hostname, url.port, ids, args.rate, args.seconds, args.stop_file, args.samples
+            url.hostname,
+            url.port,
+            ids,
+            args.rate,
+            args.seconds,
+            args.stop_file,
+            args.samples,
+            args.html_share,
         )
     print(json.dumps(result))
 

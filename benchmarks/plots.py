@@ -83,6 +83,46 @@ def _switch(ax: Axes, r: Doc) -> None:
     ax.set_title(f"Reads at {r['rate']:g} req/s through a rebuild and switch")
 
 
+def _soak(ax: Axes, r: Doc) -> None:
+    windows = [w for w in r["windows"] if w["p99_ms"] is not None]
+    minutes = [w["t_s"] / 60 for w in windows]
+    ax.plot(minutes, [w["p50_ms"] for w in windows], color="tab:blue", label="read p50 (10 s)")
+    ax.plot(minutes, [w["p99_ms"] for w in windows], color="tab:orange", label="read p99 (10 s)")
+    failed = [w for w in r["windows"] if w["errors"]]
+    if failed:
+        ax.scatter([w["t_s"] / 60 for w in failed], [1.0] * len(failed), c="red", label="errors")
+    ax.axhline(10.0, color="red", lw=0.8, label="p99 target")
+    ax.axvline(r["warmup_s"] / 60, color="grey", ls=":", lw=0.8, label="end of warm-up")
+    writes = r["write_times_s"]
+    ax.plot([t / 60 for t in writes], [0.12] * len(writes), "|", color="black", label="writes")
+    ax.set(xlabel="minutes", ylabel="ms", yscale="log", ylim=(0.1, None))
+    memory = ax.twinx()
+    series = r["memory"]["series"]
+    memory.plot(
+        [s["t_s"] / 60 for s in series],
+        [sum(s["mib"]) for s in series],
+        color="tab:green",
+        label="server RSS, all processes",
+    )
+    for i in range(len(r["memory"]["processes"])):
+        memory.plot(
+            [s["t_s"] / 60 for s in series],
+            [s["mib"][i] for s in series],
+            color="tab:green",
+            lw=0.6,
+            ls="--",
+            label="each process" if i == 0 else None,
+        )
+    memory.set(ylabel="MiB", ylim=(0, None))
+    lines, labels = ax.get_legend_handles_labels()
+    more, more_labels = memory.get_legend_handles_labels()
+    ax.legend(lines + more, labels + more_labels, fontsize="x-small", loc="center right")
+    ax.set_title(
+        f"Soak: {r['rate']:g} req/s JSON + HTML, {r['writes_per_min']:g} writes/min, "
+        f"{r['workers']} workers"
+    )
+
+
 def _encoding(ax: Axes, r: Doc) -> None:
     names = [f"{b['backend']}\n{b['threads']} threads" for b in r["backends"]]
     ax.bar(
@@ -125,6 +165,7 @@ CHARTS: dict[str, Callable[[Axes, Doc], None]] = {
     "recall": _recall,
     "http": _http,
     "switch": _switch,
+    "soak": _soak,
     "encoding": _encoding,
     "reindex": _reindex,
     "ray": _ray,

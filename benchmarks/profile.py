@@ -2,7 +2,8 @@
 
 `encode_threads`: thread counts the encoders are measured with; 0 is the libraries' default
 (one per core). `speedup_rounds`: interleaved fp32/default rounds of `speedup`; `ray_articles`
-and `ray_actors`: the articles and actor counts of `ray`.
+and `ray_actors`: the articles and actor counts of `ray`. `soak_*`: the soak's length, read
+rate, HTML share, write pace, workers, warm-up and memory sampling period.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ class Profile:
     burst_seconds: float
     switch_workers: tuple[int, ...]
     switch_settle_s: float
+    soak_seconds: float
+    soak_rate: float
+    soak_html_share: float
+    soak_writes_per_min: float
+    soak_workers: int
+    soak_warmup_s: float
+    soak_sample_s: float
 
 
 FULL = Profile(
@@ -83,6 +91,13 @@ FULL = Profile(
     burst_seconds=20.0,
     switch_workers=(1, 2),
     switch_settle_s=5.0,
+    soak_seconds=300.0,
+    soak_rate=200.0,
+    soak_html_share=0.3,
+    soak_writes_per_min=20.0,
+    soak_workers=2,
+    soak_warmup_s=60.0,
+    soak_sample_s=1.0,
 )
 
 QUICK = Profile(
@@ -120,6 +135,13 @@ QUICK = Profile(
     burst_seconds=8.0,
     switch_workers=(2,),
     switch_settle_s=3.0,
+    soak_seconds=60.0,
+    soak_rate=200.0,
+    soak_html_share=0.3,
+    soak_writes_per_min=20.0,
+    soak_workers=2,
+    soak_warmup_s=15.0,
+    soak_sample_s=1.0,
 )
 
 PROFILES = {p.name: p for p in (FULL, QUICK)}

@@ -246,6 +246,42 @@ def _switch(r: Doc) -> list[str]:
     return lines
 
 
+def _soak(r: Doc) -> list[str]:
+    m, w = r["memory"], r["writes"]
+    rows = [
+        _load_row(name, x | {"throughput_rps": round(x["requests"] / r["seconds"], 1)})
+        for name, x in (
+            ("all reads", r["reads"]),
+            ("after warm-up", r["reads_after_warmup"]),
+            ("JSON list", r["reads_json"]),
+            ("HTML box", r["reads_html"]),
+        )
+    ]
+    write_rows = [
+        [kind, k["count"], k["errors"], *_ms(k["latency_ms"], "p50", "p99", "max")]
+        for kind, k in w["by_kind"].items()
+    ]
+    return [
+        f"{r['seconds']} s against `recommender serve --workers {r['workers']}` over "
+        f"{r['articles']:,} articles: reads at {r['rate']:g} req/s (open loop, "
+        f"{r['html_share']:.0%} HTML box), {w['count']} writes at {r['writes_per_min']:g} a "
+        f"minute (publish, correct, unpublish; every one encoded). Target {r['target']}: errors "
+        f"**{_met(r['errors_target_met'])}**, memory **{_met(m['target_met'])}**, p99 "
+        f"**{_met(r['p99_target_met'])}**.",
+        "",
+        *table(["reads", "requests", "p50 ms", "p90/p95 ms", "p99 ms", "req/s", "errors"], rows),
+        "",
+        *table(["writes", "count", "errors", "p50 ms", "p99 ms", "max ms"], write_rows),
+        "",
+        f"Memory ({', '.join(m['processes'])}: VmRSS summed): {m['first_window_mib']} MiB in the "
+        f"first {m['window_s']:g} s after warm-up, {m['last_window_mib']} MiB in the last "
+        f"(growth {m['growth']:.2%}; slope after warm-up {m['slope_mib_per_min']} MiB/min; peak "
+        f"{m['peak_mib']} MiB). `/metrics` scraped {r['metrics_scrapes']} times: list-refresh "
+        f"lag at most {r['list_refresh_lag_s_max']} s, log lag at most "
+        f"{r['log_lag_changes_max']} changes.",
+    ]
+
+
 def _encoding(r: Doc) -> list[str]:
     rows = [
         [
@@ -386,6 +422,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Doc], list[str]]]] = {
     "http": ("Website read over HTTP", _http),
     "publish": ("Publish and unpublish", _publish),
     "switch": ("Reindex and switch under load", _switch),
+    "soak": ("Soak: reads and writes for minutes", _soak),
     "encoding": ("Encoding", _encoding),
     "reindex": ("Batch reindex", _reindex),
     "relevance": ("Relevance", _relevance),

@@ -21,6 +21,7 @@ from benchmarks import (
     recall,
     reindex,
     relevance,
+    soak,
     speedup,
     switch,
 )
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "http": http_load.run,
     "publish": publish.run,
     "switch": switch.run,
+    "soak": soak.run,
     "encoding": encoding.run,
     "reindex": reindex.run,
     "relevance": relevance.run,

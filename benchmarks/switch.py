@@ -56,7 +56,7 @@ def _windows(samples: Path, build: tuple[float, float], switched: float | None) 
     rows = []
     for line in samples.read_text().split("\n"):
         if line.strip():
-            at, latency, error = line.split()
+            at, latency, error = line.split()[:3]
             rows.append((float(at), float(latency), error))
     spans = {
         "before_build": (float("-inf"), build[0]),

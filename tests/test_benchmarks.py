@@ -20,6 +20,8 @@ from benchmarks.compare import compare_files
 from benchmarks.context import RunContext
 from benchmarks.profile import QUICK
 from benchmarks.runner import BENCHMARKS, run_suite
+from benchmarks.soak import memory_summary, write_schedule
+from recommender.articles import Article
 from recommender.cli import sample_corpus
 from recommender.config import Settings
 
@@ -68,6 +70,11 @@ TINY = replace(
     burst_seconds=1.0,
     switch_workers=(2,),
     switch_settle_s=0.5,
+    soak_seconds=4.0,
+    soak_rate=50.0,
+    soak_writes_per_min=180.0,
+    soak_warmup_s=1.0,
+    soak_sample_s=0.5,
 )
 
 
@@ -153,6 +160,14 @@ def test_every_benchmark_ran(run_results: Path) -> None:
         "final",
     }
     assert results["relevance"]["methods"]["stored"]["scored"] > 0
+    soaked = results["soak"]
+    assert soaked["reads"]["requests"] == soaked["reads"]["offered"] > 0
+    assert soaked["reads"]["errors"] == 0 and soaked["writes"]["errors"] == 0
+    assert soaked["reads_html"]["requests"] > 0 and soaked["reads_json"]["requests"] > 0
+    assert soaked["writes"]["by_kind"]["publish"]["count"] > 0
+    assert sorted(soaked["memory"]["processes"]).count("worker") == 2
+    assert soaked["memory"]["first_window_mib"] > 100  # a loaded model in each worker
+    assert soaked["metrics_scrapes"] > 0 and soaked["log_lag_changes_max"] is not None
 
 
 def test_reports_and_plots_are_written(run_results: Path) -> None:
@@ -165,10 +180,35 @@ def test_reports_and_plots_are_written(run_results: Path) -> None:
         "recall.png",
         "http.png",
         "switch.png",
+        "soak.png",
         "encoding.png",
         "reindex.png",
         "ray.png",
     }
+
+
+def test_soak_writes_cycle_and_unpublish_only_what_they_published(
+    sample_articles: list[Article],
+) -> None:
+    held, indexed = sample_articles[:3], sample_articles[3:]
+    schedule = list(write_schedule(12, held, indexed))
+    kinds = [kind for kind, _ in schedule]
+    # three to publish: the rest of the cycle's publications become corrections
+    assert kinds == ["publish"] * 3 + ["correct"] * 6 + ["unpublish", "correct", "correct"]
+    assert schedule[9][1] == held[0].id
+    edited = schedule[3][1]
+    assert isinstance(edited, Article) and edited.id == indexed[0].id
+    assert edited.content_hash() != indexed[0].content_hash()
+
+
+def test_soak_memory_growth_is_measured_after_the_warm_up() -> None:
+    # 10 s of start-up growth, then flat at 300 MiB, then 330 MiB in the last window
+    memory = [(float(t), {1: 100.0 + 20 * t if t < 10 else 300.0}) for t in range(100)]
+    flat = memory_summary(memory, 0.0, 10.0, 99.0)
+    assert flat["growth"] == 0.0 and flat["target_met"]
+    grown = memory[:70] + [(float(t), {1: 330.0}) for t in range(70, 100)]
+    summary = memory_summary(grown, 0.0, 10.0, 99.0)
+    assert summary["growth"] == pytest.approx(0.1) and not summary["target_met"]
 
 
 def test_compare_prints_ratios(run_results: Path) -> None:
