@@ -28,7 +28,7 @@ from recommender.embedding.encoder import ArticleEncoder
 from recommender.engine import EncoderUnavailable, Engine, IndexUnavailable, WriteResult
 from recommender.inputs import validation_reason
 from recommender.ranking.related import ArticleNotFound, IsoDateTime, RelatedItem, RelatedQuery
-from recommender.serving import encode_queue, install
+from recommender.serving import encode_queue, install, interpreter
 from recommender.serving.encodequeue import RETRY_AFTER_SECONDS, EncodeQueue, EncodeQueueFull
 from recommender.serving.errors import ErrorOut, error_responses
 from recommender.serving.headers import cache_control, content_etag, if_none_match
@@ -186,6 +186,10 @@ class State:
             self.error = str(exc)
             log.error("index not loaded: %s", exc)
             return
+        # the loaded model and mirror live as long as the process: keep them out of the
+        # collector's passes; likewise a new generation's mirror once it is switched to
+        interpreter.freeze()
+        self.engine.on_switch = lambda: interpreter.freeze(collect=False)
         self.engine.start_following()
 
     def index_size(self) -> int:

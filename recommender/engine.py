@@ -176,6 +176,7 @@ class Engine:
         self.gen = self._open(generation) if generation is not None else self._open_current()
         self._lookup: tuple[tuple[int, int], Store] | None = None
         self._retired: list[tuple[float, Callable[[], None]]] = []
+        self.on_switch: Callable[[], None] | None = None  # called after a generation switch
         if not self._pinned:
             self.directory.collect()  # what a killed build or an old process left behind
 
@@ -234,6 +235,8 @@ class Engine:
             self._version = version
             log.info("switched to generation %s (%d articles)", new.path.name, len(new.mirror))
             self._retire(old.close)
+            if self.on_switch is not None:
+                self.on_switch()
         return True
 
     def _retire(self, close: Callable[[], None]) -> None:

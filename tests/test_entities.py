@@ -70,11 +70,11 @@ def test_stats_follow_articles_coming_and_going() -> None:
     second = extract_entities("В Москва пристигна Шойгу.")
     stats = EntityStats.fit([first, second])
     shoigu, pyongyang = entity_key("Шойгу"), entity_key("Пхенян")
-    assert stats.doc_freq[shoigu] == 2 and stats.docs == 2
+    assert stats.frequency(shoigu) == 2 and stats.docs == 2
     rare = stats.idf(pyongyang)
     assert rare > stats.idf(shoigu)
     stats.remove(first)
-    assert stats.docs == 1 and pyongyang not in stats.doc_freq and stats.doc_freq[shoigu] == 1
+    assert stats.docs == 1 and stats.frequency(pyongyang) == 0 and stats.frequency(shoigu) == 1
     assert stats.idf(pyongyang) != rare  # the weights follow the change at once
     stats.add(first)
     assert stats.idf(pyongyang) == pytest.approx(rare)

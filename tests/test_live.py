@@ -205,6 +205,8 @@ def test_a_serving_engine_follows_a_rebuild_on_its_own(
     """The follower thread switches to a new generation (computed answers and /readyz come
     from it) and the old generation is removed once released, with no write to trigger it."""
     served = Engine(settings.index_dir, settings.model_copy(update={"follow_seconds": 0.05}))
+    switched: list[Path] = []
+    served.on_switch = lambda: switched.append(served.gen.path)
     served.start_following()
     try:
         old = served.gen.path
@@ -217,6 +219,7 @@ def test_a_serving_engine_follows_a_rebuild_on_its_own(
         while served.gen.path != generation and time.monotonic() < deadline:
             time.sleep(0.05)
         assert served.gen.path == generation and len(served) == len(subset)
+        assert switched == [generation]  # the server's hook (it freezes the new mirror)
         assert old.exists()  # kept while requests in flight may still read it
         deadline = time.monotonic() + RETIRE_SECONDS + 10
         while old.exists() and time.monotonic() < deadline:

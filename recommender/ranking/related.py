@@ -192,7 +192,12 @@ class Related:
         vectors = m.vectors.vectors[slot_list]
         dense = vectors @ query.vector
         shared = (
-            overlaps(query.entities, [m.entities[s] for s in slot_list], m.entity_stats)
+            overlaps(
+                query.entities,
+                [m.entities[s] for s in slot_list],
+                m.entity_stats,
+                ids=[m.entity_ids[s] for s in slot_list],
+            )
             if hybrid
             else None
         )

@@ -27,6 +27,7 @@ from recommender.storage.vectors import IndexConfig, VectorIndex
 from recommender.text.entities import Entities, EntityStats
 
 NO_CODE = -1
+NO_IDS = np.zeros(0, dtype=np.int64)
 
 
 class _Codes:
@@ -70,6 +71,7 @@ class Mirror:
         self.slot_of: dict[str, int] = {}
         self.stories: list[Article | None] = []
         self.entities: list[Entities] = []
+        self.entity_ids: list[np.ndarray] = []
         self.vectors = VectorIndex(dim, index_config)
         self.lexical = LexicalIndex(lexical_config)
         self.entity_stats = EntityStats()
@@ -117,6 +119,7 @@ class Mirror:
             grow = slot + 1 - len(self.stories)
             self.stories.extend([None] * grow)
             self.entities.extend([Entities()] * grow)
+            self.entity_ids.extend([NO_IDS] * grow)
         if len(self._published) <= slot:
             more = max(slot + 1, 2 * len(self._published)) - len(self._published)
             self._published = np.concatenate([self._published, np.full(more, math.nan)])
@@ -126,7 +129,7 @@ class Mirror:
         self._sections.set(slot, row.story.section)
         self._sources.set(slot, row.story.source)
         self.slot_of[row.story.id] = slot
-        self.entity_stats.add(row.entities)
+        self.entity_ids[slot] = self.entity_stats.add(row.entities)
 
     def add(self, row: StoredArticle) -> None:
         """Put an article (a new version at a new slot, or its metadata at its slot)."""
@@ -152,6 +155,7 @@ class Mirror:
             self.entity_stats.remove(self.entities[slot])
             self.stories[slot] = None
             self.entities[slot] = Entities()
+            self.entity_ids[slot] = NO_IDS
             self.lexical.remove(slot)
             self.vectors.remove(slot)
 

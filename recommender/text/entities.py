@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import cyrtranslit
+import numpy as np
 
 from recommender.articles import Article
 from recommender.text.analyzer import stop_words
@@ -124,14 +125,19 @@ def article_entities(article: Article) -> Entities:
 class EntityStats:
     """Document frequency of each entity key over the indexed articles, for IDF weights.
 
-    Maintained as articles come and go (`add`, `remove`), so a name that no earlier article
-    has weighs as the rarest at once.
+    Keys get integer ids in a vocabulary that only grows (a key whose last article went keeps
+    its id, with frequency 0), so the id arrays of an article (`add`) stay valid; weights are
+    numpy arrays over the vocabulary, recomputed after a change. Maintained as articles come
+    and go (`add`, `remove`), so a name that no earlier article has weighs as the rarest at once.
+    Not thread-safe: the mirror that owns it serializes its use.
     """
 
-    def __init__(self, doc_freq: dict[str, int] | None = None, docs: int = 0) -> None:
-        self.doc_freq: Counter[str] = Counter(doc_freq or {})
-        self.docs = docs
-        self._idf: dict[str, float] = {}
+    def __init__(self) -> None:
+        self.key_id: dict[str, int] = {}
+        self.keys: list[str] = []
+        self._df = np.zeros(0, dtype=np.int64)
+        self.docs = 0
+        self._weights: dict[float, np.ndarray] = {}
 
     @classmethod
     def fit(cls, corpus: Iterable[Entities]) -> EntityStats:
@@ -140,25 +146,49 @@ class EntityStats:
             stats.add(entities)
         return stats
 
-    def add(self, entities: Entities) -> None:
-        self.doc_freq.update(entities.counts.keys())
+    def ids(self, entities: Entities) -> np.ndarray:
+        """The ids of an article's keys, new keys entered into the vocabulary (frequency 0)."""
+        for key in entities.counts:
+            if key not in self.key_id:
+                self.key_id[key] = len(self.keys)
+                self.keys.append(key)
+        if len(self.keys) > len(self._df):
+            grown = np.zeros(max(len(self.keys), 2 * len(self._df)), dtype=np.int64)
+            grown[: len(self._df)] = self._df
+            self._df = grown
+            self._weights.clear()
+        return np.fromiter((self.key_id[k] for k in entities.counts), np.int64, len(entities))
+
+    def add(self, entities: Entities) -> np.ndarray:
+        """Count an article in; returns the ids of its keys."""
+        ids = self.ids(entities)
+        self._df[ids] += 1
         self.docs += 1
-        self._idf.clear()
+        self._weights.clear()
+        return ids
 
     def remove(self, entities: Entities) -> None:
-        self.doc_freq.subtract(entities.counts.keys())
-        for key in entities.counts:
-            if self.doc_freq[key] <= 0:
-                del self.doc_freq[key]
+        ids = [self.key_id[k] for k in entities.counts if k in self.key_id]
+        self._df[ids] -= 1
         self.docs -= 1
-        self._idf.clear()
+        self._weights.clear()
+
+    def frequency(self, key: str) -> int:
+        """How many indexed articles name `key`."""
+        i = self.key_id.get(key)
+        return int(self._df[i]) if i is not None else 0
 
     def idf(self, key: str) -> float:
-        value = self._idf.get(key)
-        if value is None:
-            value = math.log((self.docs + 1) / (self.doc_freq.get(key, 0) + 1)) + 1.0
-            self._idf[key] = value
-        return value
+        return math.log((self.docs + 1) / (self.frequency(key) + 1)) + 1.0
+
+    def weights(self, power: float) -> np.ndarray:
+        """`idf ** power` of every key of the vocabulary, by id."""
+        cached = self._weights.get(power)
+        if cached is None:
+            df = self._df[: len(self.keys)]
+            cached = (np.log((self.docs + 1) / (df + 1.0)) + 1.0) ** power
+            self._weights[power] = cached
+        return cached
 
 
 @dataclass(frozen=True)
@@ -193,26 +223,44 @@ def overlaps(
     others: Sequence[Entities],
     stats: EntityStats | None = None,
     idf_power: float = 2.0,
+    ids: Sequence[np.ndarray] | None = None,
 ) -> list[Overlap]:
-    """`overlap` of the query with each of `others`, with the query's weights computed once."""
-    cache: dict[str, float] = {}
+    """`overlap` of the query with each of `others`, in one pass of numpy over all of them.
+
+    `ids`: the others' key ids in `stats` (what `EntityStats.add` returned), when known.
+    """
+    vocabulary = stats if stats is not None else EntityStats()
+    if ids is None:
+        ids = [vocabulary.ids(o) for o in others]
+    weights = vocabulary.weights(idf_power) if stats is not None else np.ones(len(vocabulary.keys))
 
     def weight(key: str) -> float:
-        value = cache.get(key)
-        if value is None:
-            value = stats.idf(key) ** idf_power if stats is not None else 1.0
-            cache[key] = value
-        return value
+        i = vocabulary.key_id.get(key)
+        if i is not None:
+            return float(weights[i])
+        return stats.idf(key) ** idf_power if stats is not None else 1.0
 
     query_weight = sum(weight(k) for k in query.counts)
+    query_ids = np.fromiter(
+        (vocabulary.key_id[k] for k in query.counts if k in vocabulary.key_id), np.int64
+    )
+    count = len(ids)
+    flat = np.concatenate(ids) if count else np.zeros(0, dtype=np.int64)
+    row = np.repeat(np.arange(count), [len(i) for i in ids])
+    flat_weights = weights[flat]
+    hit = np.isin(flat, query_ids)
+    common = np.bincount(row[hit], weights=flat_weights[hit], minlength=count)
+    union = query_weight + np.bincount(row, weights=flat_weights, minlength=count) - common
+    shared: list[list[int]] = [[] for _ in range(count)]
+    for r, key_id in zip(row[hit].tolist(), flat[hit].tolist(), strict=True):
+        shared[r].append(key_id)
     result = []
-    for other in others:
-        shared = [k for k in other.counts if k in query.counts]
-        if not shared:
+    for r, keys in enumerate(shared):
+        if not keys:
             result.append(Overlap(0.0, []))
             continue
-        shared.sort(key=lambda k: (-weight(k), k))
-        common = sum(weight(k) for k in shared)
-        union = query_weight + sum(weight(k) for k in other.counts) - common
-        result.append(Overlap(common / union, [query.names[k] for k in shared]))
+        keys.sort(key=lambda i: (-weights[i], vocabulary.keys[i]))
+        result.append(
+            Overlap(float(common[r] / union[r]), [query.names[vocabulary.keys[i]] for i in keys])
+        )
     return result
