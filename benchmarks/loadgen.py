@@ -30,12 +30,25 @@ TIMEOUT_S = 5.0
 OPEN_WORKERS = 64
 
 
+Sample = tuple[float, float, str, str]  # scheduled unix time, latency s, error or "-", kind
+
+
+def read_samples(path: Path) -> list[Sample]:
+    """The lines `--samples` wrote."""
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            at, latency, error, kind = line.split()
+            rows.append((float(at), float(latency), error, kind))
+    return rows
+
+
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    samples: list[tuple[float, float, str, str]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
 
     def record(
         self, latency: float, error: str | None, at: float | None = None, kind: str = "json"

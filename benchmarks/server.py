@@ -40,17 +40,23 @@ class Server:
             pass
         return pids
 
-    def peak_rss_mib(self) -> float | None:
-        """Peak resident memory (VmHWM) summed over the server and its workers, while it runs."""
-        total = 0
+    def memory_mib(self, field: str = "VmRSS") -> dict[int, float]:
+        """A memory figure of /proc/PID/status (VmRSS: resident now, VmHWM: its peak) of the
+        server process and each worker, in MiB, by pid."""
+        out = {}
         for pid in self.pids():
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
+                    if line.startswith(f"{field}:"):
+                        out[pid] = int(line.split()[1]) / 1024
             except OSError:
                 continue
-        return round(total / 1024, 1) if total else None
+        return out
+
+    def peak_rss_mib(self) -> float | None:
+        """Peak resident memory (VmHWM) summed over the server and its workers, while it runs."""
+        total = sum(self.memory_mib("VmHWM").values())
+        return round(total, 1) if total else None
 
 
 def free_port() -> int:

@@ -34,10 +34,12 @@ from typing import Any
 
 import numpy as np
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.context import RunContext
 from benchmarks.corpus import read_corpus_articles
 from benchmarks.http_load import LOADGEN_GRACE_S, TARGET_OPEN_P99_MS, corpus_ids_file, warm_up
+from benchmarks.loadgen import Sample, read_samples
 from benchmarks.publish import KEY, Writer
 from benchmarks.server import Server, serve
 from benchmarks.stats import latency_ms
@@ -50,6 +52,8 @@ WINDOW_S = 10.0
 METRICS_EVERY_S = 5.0
 CYCLE = ("publish",) * 7 + ("correct",) * 2 + ("unpublish",)
 CORRECTION = " (Допълнена.)"
+LIST_AGE = "recommender_list_refresh_lag_seconds"
+LOG_LAG = "recommender_log_lag_changes"
 
 
 @dataclass(frozen=True)
@@ -59,19 +63,6 @@ class Write:
     id: str
     seconds: float
     error: str | None
-
-
-def rss_mib(server: Server) -> dict[int, float]:
-    """Resident memory of the server process and each worker (MiB), by pid."""
-    out = {}
-    for pid in server.pids():
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    out[pid] = int(line.split()[1]) / 1024
-        except OSError:
-            continue
-    return out
 
 
 def roles(server: Server) -> dict[int, str]:
@@ -91,11 +82,14 @@ def roles(server: Server) -> dict[int, str]:
     return out
 
 
-def _gauge(text: str, name: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
+def _gauges(text: str, *names: str) -> list[float | None]:
+    """The values of the named unlabelled gauges in a Prometheus text exposition."""
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    return [values.get(name) for name in names]
 
 
 class Sampler:
@@ -113,7 +107,7 @@ class Sampler:
         next_scrape = 0.0
         while not self.stop.is_set():
             now = time.time()
-            memory = rss_mib(self.server)
+            memory = self.server.memory_mib()
             if set(memory) - set(self.roles):
                 self.roles |= roles(self.server)
             self.memory.append((now, memory))
@@ -122,13 +116,8 @@ class Sampler:
                 try:
                     with urllib.request.urlopen(f"{self.server.url}/metrics", timeout=2) as r:
                         text = r.read().decode()
-                    self.gauges.append(
-                        (
-                            now,
-                            _gauge(text, "recommender_list_refresh_lag_seconds"),
-                            _gauge(text, "recommender_log_lag_changes"),
-                        )
-                    )
+                    age, lag = _gauges(text, LIST_AGE, LOG_LAG)
+                    self.gauges.append((now, age, lag))
                 except OSError:
                     self.gauges.append((now, None, None))
             self.stop.wait(self.every)
@@ -196,20 +185,9 @@ def write_loop(
     return done
 
 
-def read_samples(path: Path) -> list[tuple[float, float, str, str]]:
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            at, latency, error, kind = line.split()
-            rows.append((float(at), float(latency), error, kind))
-    return rows
-
-
-def windows(
-    rows: list[tuple[float, float, str, str]], start: float, width: float
-) -> list[dict[str, Any]]:
+def windows(rows: list[Sample], start: float, width: float) -> list[dict[str, Any]]:
     """Per window of `width` seconds: requests, errors and the latency of the answered."""
-    by: dict[int, list[tuple[float, float, str, str]]] = {}
+    by: dict[int, list[Sample]] = {}
     for row in rows:
         by.setdefault(int((row[0] - start) // width), []).append(row)
     out = []
@@ -264,7 +242,7 @@ def memory_summary(
     }
 
 
-def _reads(rows: list[tuple[float, float, str, str]], kind: str | None = None) -> dict[str, Any]:
+def _reads(rows: list[Sample], kind: str | None = None) -> dict[str, Any]:
     chosen = [r for r in rows if kind is None or r[3] == kind]
     errors: dict[str, int] = {}
     for r in chosen:

@@ -24,6 +24,7 @@ from typing import Any
 
 from benchmarks.context import RunContext
 from benchmarks.http_load import LOADGEN_GRACE_S, corpus_ids_file, warm_up
+from benchmarks.loadgen import read_samples
 from benchmarks.server import Server, serve
 from benchmarks.stats import latency_ms
 from recommender.storage.generations import IndexDir
@@ -53,11 +54,7 @@ def _generations_served(server: Server, probes: int) -> set[str]:
 
 
 def _windows(samples: Path, build: tuple[float, float], switched: float | None) -> dict[str, Any]:
-    rows = []
-    for line in samples.read_text().split("\n"):
-        if line.strip():
-            at, latency, error = line.split()[:3]
-            rows.append((float(at), float(latency), error))
+    rows = read_samples(samples)
     spans = {
         "before_build": (float("-inf"), build[0]),
         "during_build": (build[0], build[1]),

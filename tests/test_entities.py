@@ -94,3 +94,17 @@ def test_overlaps_equals_pairwise_overlap() -> None:
     assert [o.shared for o in batch] == [o.shared for o in single]
     assert [o.score for o in batch] == pytest.approx([o.score for o in single])
     assert batch[1] == Overlap(0.0, []) and batch[0].score > 0
+
+
+def test_overlaps_with_a_text_whose_names_the_index_has_never_seen() -> None:
+    """The weights computed for one call must cover keys a later call brings in."""
+    indexed = [
+        extract_entities("Вчера Шойгу пристигна в Пхенян."),
+        extract_entities("Днес Шойгу замина за Москва."),
+    ]
+    stats = EntityStats.fit(indexed)
+    overlaps(indexed[0], indexed[1:], stats)
+    unseen = extract_entities("Вчера Зоравинков и Шойгу се срещнаха.")
+    (result,) = overlaps(indexed[0], [unseen], stats)
+    assert result == overlap(indexed[0], unseen, stats)
+    assert result.shared == ["Шойгу"]

@@ -148,15 +148,17 @@ class EntityStats:
 
     def ids(self, entities: Entities) -> np.ndarray:
         """The ids of an article's keys, new keys entered into the vocabulary (frequency 0)."""
+        known = len(self.keys)
         for key in entities.counts:
             if key not in self.key_id:
                 self.key_id[key] = len(self.keys)
                 self.keys.append(key)
+        if len(self.keys) > known:
+            self._weights.clear()  # the weights cover the vocabulary as it was
         if len(self.keys) > len(self._df):
             grown = np.zeros(max(len(self.keys), 2 * len(self._df)), dtype=np.int64)
             grown[: len(self._df)] = self._df
             self._df = grown
-            self._weights.clear()
         return np.fromiter((self.key_id[k] for k in entities.counts), np.int64, len(entities))
 
     def add(self, entities: Entities) -> np.ndarray:
