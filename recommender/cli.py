@@ -160,20 +160,37 @@ def index_build(
     num_cpus: NumCpusOpt = 2.0,
 ) -> None:
     """Read, clean, encode and index articles into a new generation, made current when
-    complete; a running server follows it without a restart."""
-    from recommender.embedding.encoder import ArticleEncoder
-    from recommender.indexing import build_index
+    complete; a running server follows it without a restart, and every write it acknowledges
+    after this command starts is carried over."""
+    from recommender.storage.generations import IndexDir
 
     settings = _settings(index)
+    since = IndexDir(settings.index_dir).mark()  # first: the model takes seconds to load
+    if since is not None:
+        err.print(
+            f"carrying over the writes {since.generation} takes after change {since.seq}",
+            highlight=False,
+        )
+
+    from recommender.embedding.encoder import ArticleEncoder
+    from recommender.engine import IndexUnavailable
+    from recommender.indexing import build_index
+
     if not input.is_file():
         raise _fail(f"input file not found: {input}")
     try:
         encoder = ArticleEncoder.from_settings(settings)
         encode = _ray_encode(encoder, settings, ray_address, concurrency, num_cpus) if ray else None
         report = build_index(
-            input, settings.index_dir, encoder, settings, progress=progress, encode=encode
+            input,
+            settings.index_dir,
+            encoder,
+            settings,
+            progress=progress,
+            encode=encode,
+            since=since,
         )
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, IndexUnavailable) as exc:
         raise _fail(str(exc)) from None
     rejects_path = _report_rows(report, rejects, settings)
     s = report.summary()

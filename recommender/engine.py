@@ -50,7 +50,7 @@ from recommender.ranking.related import (
     single_threaded_math,
     text_query,
 )
-from recommender.storage.generations import IndexDir, IndexMissing, Lease
+from recommender.storage.generations import IndexDir, IndexMissing, Lease, LogMark
 from recommender.storage.lexical import LexicalConfig, terms_of
 from recommender.storage.mirror import Mirror
 from recommender.storage.store import Store, StoredArticle, StoreError, Transaction
@@ -387,8 +387,10 @@ class Engine:
         with mirror.lock:
             try:
                 with gen.store.transaction() as tx:
-                    if not self._pinned and self.directory.version() != self._version:
-                        raise _Switched
+                    if not self._pinned and (
+                        gen is not self.gen or self.directory.version() != self._version
+                    ):
+                        raise _Switched  # (the follower thread may have switched already)
                     mirror.catch_up(gen.store)
                     stored = gen.store.stored([a.id for a in articles] + list(deletes))
                     written: list[str] = []
@@ -586,18 +588,6 @@ def _replay(old: Store, start: int, target: Engine) -> int:
     return changes[-1].seq
 
 
-def current_head(directory: Path) -> int | None:
-    """The last change of the current generation (None when there is none)."""
-    try:
-        store = Store(IndexDir(directory).current() / Store.FILENAME)
-    except (IndexMissing, StoreError):
-        return None
-    try:
-        return store.head()
-    finally:
-        store.close()
-
-
 def build_generation(
     directory: Path,
     items: Sequence[Prepared],
@@ -606,14 +596,16 @@ def build_generation(
     index_config: IndexConfig | None = None,
     progress: bool = True,
     before_switch: Callable[[], None] | None = None,
-    since: int | None = None,
+    since: int | LogMark | None = None,
     fill_lists: Callable[[Store], None] | None = None,
 ) -> Path:
     """Write a complete new generation of `items` aside and make it current.
 
     Writes that the old generation accepted after change `since` (default: its last change
     when this starts) are replayed into the new one, the last ones under the old store's write
-    lock, so none is lost at the switch. Replaying a write twice changes nothing.
+    lock, so none is lost at the switch. Replaying a write twice changes nothing. A `LogMark`
+    also names the generation it was taken on: if another generation became current since,
+    the build stops (its log is another one) instead of replaying the wrong changes.
     `fill_lists` replaces the computation of every stored list (benchmark fixtures use it to
     store lists of synthetic vectors quickly).
     """
@@ -623,6 +615,16 @@ def build_generation(
         old: Store | None = Store(index_dir.current() / Store.FILENAME)
     except (IndexMissing, StoreError):
         old = None
+    if isinstance(since, LogMark):
+        if old is None or old.path.parent.name != since.generation:
+            current = old.path.parent.name if old is not None else "none"
+            if old is not None:
+                old.close()
+            raise IndexUnavailable(
+                f"index {directory}: generation {since.generation} was current when this "
+                f"build started, now {current} is (another build?); run the build again"
+            )
+        since = since.seq
     start = since if since is not None else old.head() if old is not None else 0
     meta = {**meta, "created": datetime.now(UTC).isoformat()}
     with index_dir.staging() as tmp:

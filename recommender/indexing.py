@@ -22,9 +22,10 @@ from tqdm import tqdm
 from recommender.articles import Article
 from recommender.config import Settings
 from recommender.embedding.encoder import ArticleEncoder
-from recommender.engine import Engine, WriteResult, build_generation, current_head, prepare
+from recommender.engine import Engine, WriteResult, build_generation, prepare
 from recommender.inputs import Reject, read_rows
 from recommender.storage.fsutil import write_atomic
+from recommender.storage.generations import IndexDir, LogMark
 from recommender.storage.lexical import LexicalConfig
 from recommender.storage.vectors import IndexConfig
 
@@ -118,13 +119,17 @@ def build_index(
     config: IndexConfig | None = None,
     progress: bool = True,
     encode: Callable[[list[Article]], np.ndarray] | None = None,
+    since: LogMark | None = None,
 ) -> BuildReport:
     """A new generation of `index_dir` holding exactly the valid articles of `input_path`
-    (plus the writes the served generation takes meanwhile), made current when complete.
+    (plus the writes the served generation takes after `since`), made current when complete.
+    `since` defaults to the log's position when this starts; a caller that loaded a model
+    first takes it before (`IndexDir.mark`), or the writes acknowledged meanwhile are lost.
     `encode` replaces `encoder.encode_articles` (the Ray pipeline passes its own); it must give
     the vectors of the same model, backend and strategy as `encoder`, rows in input order."""
     report = BuildReport(input=input_path, index_dir=index_dir)
-    since = current_head(index_dir)
+    if since is None:
+        since = IndexDir(index_dir).mark()
     t0 = time.perf_counter()
     articles = read_input(input_path, report)
     t1 = time.perf_counter()

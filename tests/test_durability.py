@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from recommender.articles import Article
 from recommender.config import Settings
 from recommender.engine import Engine
 from recommender.storage.generations import IndexDir
-from tests.server import build_command, start_server
+from tests.server import build_command, start_server, stop
 
 pytestmark = pytest.mark.slow
 ROUNDS = 20
@@ -151,3 +152,60 @@ def test_killed_reindex_never_leaves_the_index_missing(
             engine.close()
         names = sorted(p.name for p in index.iterdir())
         assert names == ["CURRENT", IndexDir(index).current().name], names
+
+
+def test_a_rebuild_carries_over_every_write_acknowledged_while_it_runs(
+    tmp_path: Path,
+    sample_index: Path,
+    model_dir: Path,
+    sample_articles: list[Article],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A real server takes a PUT every 0.2 s from the moment a real `index build` of the same
+    articles starts until it has switched: every write acknowledged after the change the build
+    says it carries over from is served afterwards, those of the build's first seconds (while
+    it loads its model) too."""
+    index = tmp_path / "idx"
+    shutil.copytree(sample_index, index)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_bytes(
+        b"".join(orjson.dumps(a.model_dump(mode="json")) + b"\n" for a in sample_articles)
+    )
+    cache = tmp_path_factory.getbasetemp() / "cache.sqlite"  # the sample's vectors
+    proc, base = start_server(
+        index, model_dir, cache, tmp_path / "server.log", RECOMMENDER_API_KEYS=KEY
+    )
+    try:
+        old = IndexDir(index).current().name
+        command, env = build_command(corpus, index, model_dir, cache)
+        build = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        acked: list[tuple[int, str]] = []
+        body = sample_articles[0].model_dump(mode="json", exclude={"id"})
+        headers = {"Authorization": f"Bearer {KEY}"}
+        with httpx.Client(base_url=base, timeout=30, headers=headers) as http:
+            n = 0
+            while build.poll() is None:
+                article_id = f"during-{n}"
+                r = http.put(f"/articles/{article_id}", json={**body, "title": f"Сграда {n}"})
+                if r.status_code in (200, 201):
+                    acked.append((r.json()["seq"], article_id))
+                n += 1
+                time.sleep(0.2)
+            _, stderr = build.communicate()
+            text = stderr.decode(errors="replace")
+            assert build.returncode == 0, text
+            mark = re.search(rf"carrying over the writes {old} takes after change (\d+)", text)
+            assert mark is not None, text
+            deadline = time.monotonic() + 30
+            while http.get("/readyz").json()["generation"] == old:
+                assert time.monotonic() < deadline, "the server did not switch"
+                time.sleep(0.2)
+            during = [i for seq, i in acked if seq > int(mark.group(1))]
+            assert len(during) >= 3
+            lost = [i for i in during if http.get(f"/articles/{i}").status_code != 200]
+            assert not lost, f"{len(lost)} of {len(during)} acknowledged writes lost: {lost}"
+            assert all(http.get(f"/articles/{i}/related").status_code == 200 for i in during)
+    finally:
+        stop(proc)

@@ -23,9 +23,11 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from recommender.storage.fsutil import fsync_dir, fsync_tree, write_atomic
+from recommender.storage.store import Store, StoreError
 
 POINTER = "CURRENT"
 LOCK = "LOCK"
@@ -34,6 +36,14 @@ _GENERATION = re.compile(r"^gen-(\d{6,})$")
 
 class IndexMissing(RuntimeError):
     """No index at a directory (never built, or in an old format)."""
+
+
+@dataclass(frozen=True)
+class LogMark:
+    """A position in one generation's log: a rebuild replays the writes after it."""
+
+    generation: str
+    seq: int
 
 
 class Lease:
@@ -85,6 +95,20 @@ class IndexDir:
         except FileNotFoundError:
             return (0, 0)
         return (st.st_ino, st.st_mtime_ns)
+
+    def mark(self) -> LogMark | None:
+        """The current generation and its last change (None without a readable index). A
+        rebuild takes this before any slow work, so every write the served generation
+        acknowledges after it is carried over."""
+        try:
+            generation = self.current()
+            store = Store(generation / Store.FILENAME)
+        except (IndexMissing, StoreError):
+            return None
+        try:
+            return LogMark(generation.name, store.head())
+        finally:
+            store.close()
 
     def generations(self) -> list[Path]:
         if not self.path.is_dir():
