@@ -158,10 +158,19 @@ def index_build(
     ray_address: RayAddressOpt = None,
     concurrency: ConcurrencyOpt = 1,
     num_cpus: NumCpusOpt = 2.0,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Drop the served articles the input lacks (refused without it; "
+            "`index rebuild` reindexes what the index holds)",
+        ),
+    ] = False,
 ) -> None:
     """Read, clean, encode and index articles into a new generation, made current when
     complete; a running server follows it without a restart, and every write it acknowledges
-    after this command starts is carried over."""
+    after this command starts is carried over. Served articles the input lacks would be
+    unpublished: refused unless --replace."""
     from recommender.storage.generations import IndexDir
 
     settings = _settings(index)
@@ -189,6 +198,7 @@ def index_build(
             progress=progress,
             encode=encode,
             since=since,
+            replace=replace,
         )
     except (FileNotFoundError, ValueError, IndexUnavailable) as exc:
         raise _fail(str(exc)) from None
@@ -201,9 +211,30 @@ def index_build(
         f"{f', listed in {rejects_path}' if report.rejects else ''}; {s['duplicates']} duplicate "
         f"ids) in {s['total_seconds']} s, {s['articles_per_second']} articles/s "
         f"(read {s['seconds']['read']} s, encode {s['seconds']['encode']} s, "
-        f"index {s['seconds']['index']} s)",
+        f"index {s['seconds']['index']} s)"
+        f"{f'; dropped {report.dropped} served articles the input lacked' if replace else ''}",
         highlight=False,
     )
+
+
+@index_app.command("rebuild")
+def index_rebuild(index: IndexOpt = None, progress: ProgressOpt = True) -> None:
+    """Reindex what the index serves, from its own store, into a new generation: encoded with
+    the configured model (cached vectors reused), every list ranked again, removed articles
+    compacted away; writes taken meanwhile are carried over, nothing served is dropped."""
+    from recommender.embedding.encoder import ArticleEncoder
+    from recommender.indexing import rebuild_index
+    from recommender.storage.generations import IndexMissing
+    from recommender.storage.store import StoreError
+
+    settings = _settings(index)
+    try:
+        generation = rebuild_index(
+            settings.index_dir, ArticleEncoder.from_settings(settings), settings, progress=progress
+        )
+    except (IndexMissing, StoreError, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"rebuilt {settings.index_dir} into {generation.name}", highlight=False)
 
 
 def _engine(settings: Settings, with_encoder: bool) -> Engine:
@@ -502,7 +533,7 @@ def _eval_collection(input: Path, index: Path | None, settings: Settings) -> Pat
             )
             raise _fail(f"index {directory} does not match {input}: {why}; {refusal}")
     err.print(f"indexing {input} into {directory}", highlight=False)
-    build_index(input, directory, ArticleEncoder.from_settings(settings), settings)
+    build_index(input, directory, ArticleEncoder.from_settings(settings), settings, replace=True)
     return directory
 
 

@@ -564,20 +564,29 @@ def _fill_lists(
     return mirror
 
 
+def _same_encoding(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two generations' vectors and term counts come from the same model and settings."""
+    return all(a.get(k) == b.get(k) for k in ("model_id", "dim", "encoder", "lexical"))
+
+
 def _replay(old: Store, start: int, target: Engine) -> int:
-    """Apply to `target` the writes `old` took after change `start`; returns the last seq."""
+    """Apply to `target` the writes `old` took after change `start`; returns the last seq.
+    Their vectors and signals are copied, or computed again (target's encoder) when the two
+    generations encode differently (a rebuild with another model)."""
     changes = old.changes_since(start)
     if not changes:
         return start
     ids = list(dict.fromkeys(c.id for c in changes))
     rows = old.stored(ids)
+    gen = target.gen
     upserts = []
     for article_id in ids:
         row = rows.get(article_id)
         article = old.get(article_id) if row is not None else None
         if row is not None and article is not None:
             upserts.append(Prepared(article, row.vector, row.terms, row.entities))
-    gen = target.gen
+    if upserts and not _same_encoding(old.meta(), gen.meta):
+        upserts = target._prepare([p.article for p in upserts], gen)
     with target._write_lock:
         target._write(
             gen,
@@ -598,6 +607,7 @@ def build_generation(
     before_switch: Callable[[], None] | None = None,
     since: int | LogMark | None = None,
     fill_lists: Callable[[Store], None] | None = None,
+    encoder: ArticleEncoder | None = None,
 ) -> Path:
     """Write a complete new generation of `items` aside and make it current.
 
@@ -607,7 +617,8 @@ def build_generation(
     also names the generation it was taken on: if another generation became current since,
     the build stops (its log is another one) instead of replaying the wrong changes.
     `fill_lists` replaces the computation of every stored list (benchmark fixtures use it to
-    store lists of synthetic vectors quickly).
+    store lists of synthetic vectors quickly). `encoder` encodes the replayed writes when the
+    new generation's model or settings differ from the old one's.
     """
     index_config = index_config or IndexConfig()
     index_dir = IndexDir(directory)
@@ -639,7 +650,9 @@ def build_generation(
         if old is None:
             index_dir.switch(final)
         else:
-            target = Engine(directory, settings, index_config=index_config, generation=final)
+            target = Engine(
+                directory, settings, encoder, index_config=index_config, generation=final
+            )
             try:
                 start = _replay(old, start, target)
                 if before_switch is not None:

@@ -25,8 +25,9 @@ from recommender.embedding.encoder import ArticleEncoder
 from recommender.engine import Engine, WriteResult, build_generation, prepare
 from recommender.inputs import Reject, read_rows
 from recommender.storage.fsutil import write_atomic
-from recommender.storage.generations import IndexDir, LogMark
+from recommender.storage.generations import IndexDir, IndexMissing, LogMark
 from recommender.storage.lexical import LexicalConfig
+from recommender.storage.store import Store
 from recommender.storage.vectors import IndexConfig
 
 UPDATE_BATCH = 256
@@ -37,6 +38,20 @@ class Duplicate:
     article_id: str
     first_line: int
     kept_line: int
+
+
+class WouldUnpublish(ValueError):
+    """A build from a file that lacks articles the index serves (published through the API or
+    `index update` since the file was exported): it would unpublish them."""
+
+    def __init__(self, index_dir: Path, generation: str, dropped: list[str]) -> None:
+        shown = ", ".join(dropped[:5]) + (", ..." if len(dropped) > 5 else "")
+        super().__init__(
+            f"{len(dropped)} articles served by {index_dir} ({generation}) are not in the input "
+            f"({shown}): the build would unpublish them. Add them to the input, pass --replace "
+            "to drop them, or run `recommender index rebuild` to reindex what the index holds"
+        )
+        self.dropped = dropped
 
 
 @dataclass
@@ -50,6 +65,7 @@ class BuildReport:
     seconds: dict[str, float] = field(default_factory=dict)
     generation: Path | None = None
     statuses: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0
 
     @property
     def total_seconds(self) -> float:
@@ -70,6 +86,7 @@ class BuildReport:
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "total_seconds": round(self.total_seconds, 2),
             "articles_per_second": round(self.articles_per_second, 2),
+            "dropped": self.dropped,
             **({"statuses": self.statuses} if self.statuses else {}),
         }
 
@@ -120,13 +137,16 @@ def build_index(
     progress: bool = True,
     encode: Callable[[list[Article]], np.ndarray] | None = None,
     since: LogMark | None = None,
+    replace: bool = False,
 ) -> BuildReport:
     """A new generation of `index_dir` holding exactly the valid articles of `input_path`
     (plus the writes the served generation takes after `since`), made current when complete.
     `since` defaults to the log's position when this starts; a caller that loaded a model
     first takes it before (`IndexDir.mark`), or the writes acknowledged meanwhile are lost.
     `encode` replaces `encoder.encode_articles` (the Ray pipeline passes its own); it must give
-    the vectors of the same model, backend and strategy as `encoder`, rows in input order."""
+    the vectors of the same model, backend and strategy as `encoder`, rows in input order.
+    Articles the index serves at `since` that the input lacks would be unpublished: without
+    `replace` that is refused (`WouldUnpublish`), before anything is encoded."""
     report = BuildReport(input=input_path, index_dir=index_dir)
     if since is None:
         since = IndexDir(index_dir).mark()
@@ -135,6 +155,11 @@ def build_index(
     t1 = time.perf_counter()
     if not articles:
         raise ValueError(f"{input_path}: no valid articles ({len(report.rejects)} rejected)")
+    if since is not None:
+        dropped = served_ids(index_dir / since.generation) - {a.id for a in articles}
+        if dropped and not replace:
+            raise WouldUnpublish(index_dir, since.generation, sorted(dropped))
+        report.dropped = len(dropped)
     if encode is None:
         vectors = encoder.encode_articles(articles, progress=progress)
     else:
@@ -149,11 +174,59 @@ def build_index(
         config,
         progress=progress,
         since=since,
+        encoder=encoder,
     )
     t3 = time.perf_counter()
     report.indexed = len(articles)
     report.seconds = {"read": t1 - t0, "encode": t2 - t1, "index": t3 - t2}
     return report
+
+
+def served_ids(generation: Path) -> set[str]:
+    """The ids a generation serves."""
+    store = Store(generation / Store.FILENAME)
+    try:
+        return set(store.ids())
+    finally:
+        store.close()
+
+
+def rebuild_index(
+    index_dir: Path,
+    encoder: ArticleEncoder,
+    settings: Settings,
+    config: IndexConfig | None = None,
+    progress: bool = True,
+    before_switch: Callable[[], None] | None = None,
+) -> Path:
+    """Reindex what the index serves, from its own store: every article encoded again with
+    `encoder` (its cached vectors reused when the model is the same), term counts and entities
+    computed again, every list ranked again, slots renumbered without tombstones; the writes
+    the served generation takes meanwhile are carried over. Nothing the index serves is lost.
+    (Elasticsearch's `_reindex` behind an alias, with `CURRENT` as the alias.)"""
+    index = IndexDir(index_dir)
+    current = index.current()
+    since = index.mark()
+    if since is None:
+        raise IndexMissing(f"index {index_dir}: the store of {current.name} cannot be read")
+    store = Store(index_dir / since.generation / Store.FILENAME)
+    try:
+        articles = [article for article, _ in store.full_articles()]
+    finally:
+        store.close()
+    lexical = LexicalConfig()
+    vectors = encoder.encode_articles(articles, progress=progress)
+    return build_generation(
+        index_dir,
+        prepare(articles, vectors, lexical),
+        index_meta(encoder, lexical),
+        settings,
+        config,
+        progress=progress,
+        before_switch=before_switch,
+        since=since,
+        encoder=encoder,
+    )
 
 
 def update_index(input_path: Path, engine: Engine, progress: bool = True) -> BuildReport:

@@ -24,9 +24,10 @@ def free_port() -> int:
 
 
 def build_command(
-    input_path: Path, index: Path, model_dir: Path, cache: Path
+    input_path: Path, index: Path, model_dir: Path, cache: Path, *extra: str
 ) -> tuple[list[str], dict[str, str]]:
-    """`recommender index build` of `input_path` into `index` as a process: (argv, env)."""
+    """`recommender index build` of `input_path` into `index` (with `extra` arguments) as a
+    process: (argv, env)."""
     env = dict(
         os.environ,
         RECOMMENDER_MODELS_DIR=str(model_dir.parent),
@@ -34,7 +35,7 @@ def build_command(
     )
     cli = [sys.executable, "-m", "recommender.cli"]
     args = ["index", "build", "--input", str(input_path), "--index", str(index), "--no-progress"]
-    return [*cli, *args], env
+    return [*cli, *args, *extra], env
 
 
 def start_server(

@@ -19,7 +19,7 @@ from recommender.articles import Article
 from recommender.config import Settings
 from recommender.embedding.encoder import ArticleEncoder
 from recommender.engine import RETIRE_SECONDS, Engine, build_generation, prepare
-from recommender.indexing import build_index
+from recommender.indexing import WouldUnpublish, build_index, rebuild_index
 from recommender.ranking.related import RelatedQuery
 from recommender.storage.generations import IndexDir
 from recommender.storage.lexical import LexicalConfig
@@ -197,6 +197,55 @@ def test_a_rebuild_keeps_the_writes_made_while_it_ran(
     assert engine.stored_list(NEW) is not None
     engine.close()
     assert sorted(p.name for p in settings.index_dir.iterdir()) == ["CURRENT", generation.name]
+
+
+def test_a_build_from_a_file_that_lacks_published_articles_is_refused_without_replace(
+    engine: Engine,
+    settings: Settings,
+    base_index: Path,
+    encoder: ArticleEncoder,
+    sample_articles: list[Article],
+) -> None:
+    """An article published through the API (NEW) is not in the exported file: the build says
+    how many served articles it would drop and changes nothing; --replace drops them."""
+    engine.upsert([_by_id(sample_articles, NEW)])
+    before = IndexDir(settings.index_dir).current()
+    export = base_index.parent / "input.jsonl"
+    with pytest.raises(
+        WouldUnpublish, match=f"1 articles served by .* are not in the input \\({NEW}\\)"
+    ):
+        build_index(export, settings.index_dir, encoder, settings, progress=False)
+    assert IndexDir(settings.index_dir).current() == before and engine.article(NEW) is not None
+    report = build_index(
+        export, settings.index_dir, encoder, settings, progress=False, replace=True
+    )
+    assert report.dropped == 1 and report.summary()["dropped"] == 1
+    assert engine.follow() and NEW not in engine.gen.mirror
+
+
+def test_a_rebuild_from_the_store_keeps_everything_served_and_the_writes_meanwhile(
+    engine: Engine, settings: Settings, encoder: ArticleEncoder, sample_articles: list[Article]
+) -> None:
+    engine.upsert([_by_id(sample_articles, NEW)])
+    engine.delete(["a1001"])
+    late = sample_articles[5].model_copy(update={"id": "late-1", "title": "Късна новина"})
+
+    def write_during_rebuild() -> None:
+        engine.upsert([late])
+        engine.delete(["a1002"])
+
+    served = set(engine.gen.mirror.slot_of)
+    generation = rebuild_index(
+        settings.index_dir, encoder, settings, progress=False, before_switch=write_during_rebuild
+    )
+    assert engine.follow() and engine.gen.path == generation
+    mirror = engine.gen.mirror
+    assert set(mirror.slot_of) == (served | {"late-1"}) - {"a1002"}
+    # slots renumbered: a1001's tombstone is gone; a1002, deleted meanwhile, left the only one
+    assert max(mirror.slot_of.values()) == len(mirror) == len(served)
+    for article_id in mirror.slot_of:
+        assert not {"a1001", "a1002"} & set(_stored_ids(engine, article_id)), article_id
+    assert engine.article("late-1") == late and engine.stored_list(NEW) is not None
 
 
 def test_a_serving_engine_follows_a_rebuild_on_its_own(
