@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -53,7 +54,13 @@ from recommender.ranking.related import (
 from recommender.storage.generations import IndexDir, IndexMissing, Lease, LogMark
 from recommender.storage.lexical import LexicalConfig, terms_of
 from recommender.storage.mirror import Mirror
-from recommender.storage.store import Store, StoredArticle, StoreError, Transaction
+from recommender.storage.store import (
+    Store,
+    StoreDamaged,
+    StoredArticle,
+    StoreError,
+    Transaction,
+)
 from recommender.storage.vectors import IndexConfig
 from recommender.text.analyzer import Analyzer
 from recommender.text.entities import Entities, article_entities
@@ -110,12 +117,20 @@ class Generation:
 
 
 def _open_generation(path: Path, settings: Settings, index_config: IndexConfig) -> Generation:
+    """Open a generation, checked first: a damaged store is refused, never served."""
     lease = Lease(path)
+    store: Store | None = None
     try:
-        store = Store(path / Store.FILENAME)
-        meta = store.meta()
-        mirror = Mirror.load(store, int(meta["dim"]), index_config, _lexical_config(meta))
+        try:
+            store = Store(path / Store.FILENAME)
+            store.check()
+            meta = store.meta()
+            mirror = Mirror.load(store, int(meta["dim"]), index_config, _lexical_config(meta))
+        except sqlite3.DatabaseError as exc:
+            raise StoreDamaged(f"{path / Store.FILENAME}: {exc}") from None
     except BaseException:
+        if store is not None:
+            store.close()
         lease.release()
         raise
     return Generation(path, store, lease, mirror, Related(mirror, settings.ranking), meta)
@@ -175,6 +190,7 @@ class Engine:
         self._version = self.directory.version()
         self.gen = self._open(generation) if generation is not None else self._open_current()
         self._lookup: tuple[tuple[int, int], Store] | None = None
+        self._refused: tuple[int, int] | None = None  # the version of a damaged generation
         self._retired: list[tuple[float, Callable[[], None]]] = []
         self.on_switch: Callable[[], None] | None = None  # called after a generation switch
         if not self._pinned:
@@ -197,6 +213,15 @@ class Engine:
     def _open(self, path: Path) -> Generation:
         try:
             gen = _open_generation(path, self.settings, self.index_config)
+        except StoreDamaged as exc:
+            index = self.directory.path
+            raise IndexUnavailable(
+                f"generation {path.name} of index {index} is damaged and is not served "
+                f"({exc}). Recover: `recommender index rebuild --index {index}` reindexes its "
+                "articles into a new generation (the lists are computed again); if the "
+                f"articles are damaged too, `recommender index build --input FILE --index "
+                f"{index} --replace` rebuilds from the export"
+            ) from None
         except StoreError as exc:
             if not path.exists():
                 raise FileNotFoundError(path) from None
@@ -293,10 +318,19 @@ class Engine:
         if self._pinned or version == self._version:
             return self.gen.store
         lookup = self._lookup
+        if version == self._refused:
+            return self.gen.store
         if lookup is None or lookup[0] != version:
             try:
                 store = Store(self.directory.current() / Store.FILENAME)
-            except (IndexMissing, StoreError):
+            except (IndexMissing, StoreError, sqlite3.DatabaseError):
+                return self.gen.store
+            try:
+                store.check()
+            except StoreDamaged as exc:
+                store.close()
+                self._refused = version  # the follower refuses it too, and logs why
+                log.error("new generation not served: %s", exc)
                 return self.gen.store
             if lookup is not None:
                 self._retire(lookup[1].close)

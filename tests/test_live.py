@@ -6,7 +6,9 @@ disk, two engines standing for two serving processes.
 
 from __future__ import annotations
 
+import random
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,13 @@ import pytest
 from recommender.articles import Article
 from recommender.config import Settings
 from recommender.embedding.encoder import ArticleEncoder
-from recommender.engine import RETIRE_SECONDS, Engine, build_generation, prepare
+from recommender.engine import (
+    RETIRE_SECONDS,
+    Engine,
+    IndexUnavailable,
+    build_generation,
+    prepare,
+)
 from recommender.indexing import WouldUnpublish, build_index, rebuild_index
 from recommender.ranking.related import RelatedQuery
 from recommender.storage.generations import IndexDir
@@ -324,3 +332,37 @@ def test_the_log_lag_counts_the_changes_a_process_has_not_replayed(
         assert reader.log_lag() == 0
     finally:
         reader.close()
+
+
+def test_a_damaged_store_is_refused_naming_it_and_index_rebuild_recovers(
+    settings: Settings, encoder: ArticleEncoder
+) -> None:
+    """64 KiB of random bytes over pages of the lists table of a copy: the engine (and so the
+    server: /readyz answers 503 with the message) refuses it, naming the generation and the
+    recovery; `index rebuild` then reindexes its articles into a healthy generation."""
+    generation = IndexDir(settings.index_dir).current()
+    path = generation / Store.FILENAME
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (page_size,) = db.execute("PRAGMA page_size").fetchone()
+    pages = [r[0] for r in db.execute("SELECT pageno FROM dbstat WHERE name = 'lists'")]
+    articles = db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+    db.close()
+    rng = random.Random(0)
+    with path.open("r+b") as fh:
+        for page in rng.sample(pages, 65536 // page_size):
+            fh.seek((page - 1) * page_size)
+            fh.write(rng.randbytes(page_size))
+    with pytest.raises(
+        IndexUnavailable,
+        match=rf"generation {generation.name} of index .* is damaged .*"
+        rf"`recommender index rebuild --index {settings.index_dir}`",
+    ):
+        Engine(settings.index_dir, settings)
+    rebuilt = rebuild_index(settings.index_dir, encoder, settings, progress=False)
+    engine = Engine(settings.index_dir, settings)
+    try:
+        assert engine.gen.path == rebuilt and len(engine) == articles
+        assert all(engine.stored_list(a) is not None for a in engine.gen.mirror.slot_of)
+    finally:
+        engine.close()

@@ -86,6 +86,10 @@ class StoreError(RuntimeError):
     """A store that cannot be used (missing, another format version)."""
 
 
+class StoreDamaged(StoreError):
+    """A store whose file fails SQLite's integrity check (or cannot be read at all)."""
+
+
 @dataclass(frozen=True)
 class StoredArticle:
     """An article row as the in-memory mirror needs it: the story (no body) and its signals."""
@@ -202,6 +206,21 @@ class Store:
             with self._all_lock:
                 self._all.append(db)
         return db
+
+    def check(self) -> None:
+        """SQLite's `quick_check` of every page (about 0.04 s on the bg-news store of 54 MB,
+        0.4 s at 24,000 articles and 523 MB, warm): raises `StoreDamaged` with its first
+        findings."""
+        try:
+            found = [
+                line
+                for r in self.db.execute("PRAGMA quick_check(5)")
+                for line in str(r[0]).splitlines()
+            ]
+        except sqlite3.DatabaseError as exc:
+            raise StoreDamaged(f"{self.path}: {exc}") from None
+        if found != ["ok"]:
+            raise StoreDamaged(f"{self.path}: {'; '.join(found)}")
 
     def meta(self) -> dict[str, Any]:
         return {k: orjson.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
