@@ -30,8 +30,9 @@ from recommender.inputs import validation_reason
 from recommender.ranking.related import ArticleNotFound, IsoDateTime, RelatedItem, RelatedQuery
 from recommender.serving import encode_queue, install, interpreter
 from recommender.serving.encodequeue import RETRY_AFTER_SECONDS, EncodeQueue, EncodeQueueFull
-from recommender.serving.errors import ErrorOut, error_responses
+from recommender.serving.errors import ErrorOut, error_response, error_responses
 from recommender.serving.headers import cache_control, content_etag, if_none_match
+from recommender.storage.store import StoreFull
 from recommender.text.clean import TEXT_PATTERN, has_text
 from recommender.web import WebSource, web_router
 
@@ -242,7 +243,7 @@ def require_writer(request: Request, state: Annotated[State, Depends(get_state)]
 
 
 Writer = Depends(require_writer)
-WRITE_ERRORS = error_responses(401, 403, 503)
+WRITE_ERRORS = error_responses(401, 403, 503, 507)
 
 
 def _related_body(article_id: str | None, model_id: str, items: list[dict[str, Any]]) -> bytes:
@@ -353,7 +354,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(status_code=503, detail=f"encoder not loaded: {st.encoder_error}")
         e = st.engine
         return {
-            "status": "ready",
+            # reads go on when writes are refused (a full disk): degraded, not unready
+            "status": "ready" if e.write_error is None else "degraded",
+            "writes": "ok" if e.write_error is None else f"refused since {e.write_error}",
             "articles": len(e),
             "model_id": e.model_id,
             "generation": e.gen.path.name,
@@ -421,7 +424,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["write"],
         status_code=200,
         responses=error_responses(
-            401, 403, 503, other={201: {"model": WriteOut, "description": "Created"}}
+            401, 403, 503, 507, other={201: {"model": WriteOut, "description": "Created"}}
         ),
         dependencies=[Writer],
     )
@@ -530,6 +533,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         latest=latest,
     )
     app.include_router(web_router(source, state.settings))
+
+    async def store_full(request: Request, exc: Exception) -> Response:
+        log.error("write refused: %s", exc)
+        request.app.state.metrics.writes_refused.labels("store_full").inc()
+        return error_response(507, str(exc))
+
+    app.add_exception_handler(StoreFull, store_full)
     _add_article_schema(app)
     install(app, state.settings, state)
     return app

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     follow_seconds: float = Field(
         default=0.2, gt=0.0, description="how often a serving process checks for a new generation"
     )
+    store_max_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="the largest a generation's store may grow to; writes beyond are refused "
+        "with 507 as on a full disk (default: no limit but the disk)",
+    )
     api_keys: str = Field(
         default="", description="comma-separated keys that may write (`Authorization: Bearer`)"
     )

@@ -59,6 +59,7 @@ from recommender.storage.store import (
     StoreDamaged,
     StoredArticle,
     StoreError,
+    StoreFull,
     Transaction,
 )
 from recommender.storage.vectors import IndexConfig
@@ -122,7 +123,7 @@ def _open_generation(path: Path, settings: Settings, index_config: IndexConfig) 
     store: Store | None = None
     try:
         try:
-            store = Store(path / Store.FILENAME)
+            store = Store(path / Store.FILENAME, settings.store_max_bytes)
             store.check()
             meta = store.meta()
             mirror = Mirror.load(store, int(meta["dim"]), index_config, _lexical_config(meta))
@@ -191,6 +192,7 @@ class Engine:
         self.gen = self._open(generation) if generation is not None else self._open_current()
         self._lookup: tuple[tuple[int, int], Store] | None = None
         self._refused: tuple[int, int] | None = None  # the version of a damaged generation
+        self.write_error: str | None = None  # why the last write was refused (a full store)
         self._retired: list[tuple[float, Callable[[], None]]] = []
         self.on_switch: Callable[[], None] | None = None  # called after a generation switch
         if not self._pinned:
@@ -446,9 +448,14 @@ class Engine:
                         results.append(WriteResult(article_id, "deleted", seq))
                     if written or removed:
                         self._materialize(tx, gen, written, removed)
+            except StoreFull as exc:
+                self.write_error = f"{datetime.now(UTC).isoformat()}: {exc}"
+                self._reload_mirror(gen)
+                raise
             except BaseException:
                 self._reload_mirror(gen)
                 raise
+        self.write_error = None
         return results
 
     def _put(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,3 +139,48 @@ def test_etag_changes_exactly_when_the_list_changes(
     assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
     missing = client.get("/articles/nope/related", headers={"If-None-Match": "*"})
     assert missing.status_code == 404
+
+
+def test_a_full_store_answers_507_and_reads_go_on(
+    tmp_path: Path,
+    sample_index: Path,
+    settings_factory,
+    sample_articles: list[Article],  # type: ignore[no-untyped-def]
+) -> None:
+    """A real SQLITE_FULL (the store capped at its size + 256 KiB with SQLite's
+    max_page_count): PUTs of long articles are acknowledged until the store is full, then
+    answer 507 naming the cause; /metrics counts it, /readyz says it, reads go on, every
+    acknowledged write is kept and the refused one is not half-written."""
+    index = tmp_path / "idx"
+    shutil.copytree(sample_index, index)
+    store = next(index.glob("gen-*/store.sqlite"))
+    db = sqlite3.connect(store)
+    (size,) = db.execute(
+        "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size"
+    ).fetchone()
+    db.close()
+    settings = settings_factory(index_dir=index, api_keys=KEY, store_max_bytes=size + 256 * 1024)
+    body = _body(sample_articles[0]) | {"body": "Дълъг текст за запълване на диска. " * 2000}
+    with TestClient(create_app(settings)) as c:
+        acked, refused = [], None
+        for n in range(20):
+            r = c.put(
+                f"/articles/big-{n}", json=body | {"title": f"Дълга статия {n}"}, headers=AUTH
+            )
+            if r.status_code == 507:
+                refused = (f"big-{n}", r.json())
+                break
+            assert r.status_code == 201, r.text
+            acked.append(f"big-{n}")
+        assert acked and refused is not None, acked
+        refused_id, error = refused
+        assert set(error) == {"error"} and "disk holding it is full" in error["error"]
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        assert "cannot grow" in ready.json()["writes"]
+        metrics = c.get("/metrics").text
+        assert 'recommender_writes_refused_total{reason="store_full"} 1.0' in metrics
+        assert c.get(f"/articles/{refused_id}").status_code == 404
+        assert c.get(f"/articles/{refused_id}/related").status_code == 404
+        for article_id in [*acked, sample_articles[1].id]:
+            assert c.get(f"/articles/{article_id}/related").status_code == 200

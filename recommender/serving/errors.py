@@ -34,6 +34,7 @@ DESCRIPTIONS = {
     429: "Too many requests",
     500: "Internal error",
     503: "Not ready, or too busy to answer now",
+    507: "The index's store cannot grow (disk full): nothing was written; retry later",
 }
 
 

@@ -71,6 +71,12 @@ class Metrics:
             "Text queries waiting for the encoder or being encoded",
             registry=self.registry,
         )
+        self.writes_refused = Counter(
+            "recommender_writes_refused",
+            "Writes refused because the store cannot grow (507: disk full or size limit)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.encode_refused = Counter(
             "recommender_encode_refused",
             "Text queries refused with 503 because the encode queue was full",

@@ -86,6 +86,11 @@ class StoreError(RuntimeError):
     """A store that cannot be used (missing, another format version)."""
 
 
+class StoreFull(StoreError):
+    """A write refused because the store cannot grow: the disk is full (SQLITE_FULL), or the
+    store reached its configured size. Nothing of the write was committed."""
+
+
 class StoreDamaged(StoreError):
     """A store whose file fails SQLite's integrity check (or cannot be read at all)."""
 
@@ -153,10 +158,12 @@ class Store:
 
     FILENAME = "store.sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
+        """`max_bytes` caps the file's size (SQLite's `max_page_count` on every connection)."""
         if not path.is_file():
             raise StoreError(f"store not found: {path}")
         self.path = path
+        self.max_bytes = max_bytes
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -170,7 +177,7 @@ class Store:
         self.db.execute("CREATE INDEX IF NOT EXISTS lists_computed ON lists (computed_at)")
 
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
+    def _connect(path: Path, max_bytes: int | None = None) -> sqlite3.Connection:
         db = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
@@ -178,6 +185,9 @@ class Store:
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
+        if max_bytes is not None:
+            (page_size,) = db.execute("PRAGMA page_size").fetchone()
+            db.execute(f"PRAGMA max_page_count={max(max_bytes // int(page_size), 1)}")
         return db
 
     @classmethod
@@ -201,7 +211,7 @@ class Store:
     def db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = self._connect(self.path)
+            db = self._connect(self.path, self.max_bytes)
             self._local.db = db
             with self._all_lock:
                 self._all.append(db)
@@ -322,10 +332,23 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield Transaction(db)
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                limit = (
+                    f", or it reached its limit of {self.max_bytes} bytes "
+                    "(RECOMMENDER_STORE_MAX_BYTES)"
+                    if self.max_bytes
+                    else ""
+                )
+                raise StoreFull(
+                    f"the store {self.path} cannot grow ({exc}): the disk holding it is full"
+                    f"{limit}; nothing was written. Free space (or `recommender index compact`) "
+                    "and retry"
+                ) from exc
             raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         with self._all_lock:
