@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -19,7 +18,6 @@ from recommender.config import DEFAULT_MODEL, Settings
 
 if TYPE_CHECKING:
     import numpy as np
-    import uvicorn
 
     from recommender.articles import Article
     from recommender.embedding.encoder import ArticleEncoder
@@ -469,7 +467,6 @@ def serve(
     import os
 
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     if index is not None:
         os.environ["RECOMMENDER_INDEX_DIR"] = str(index)
@@ -484,21 +481,12 @@ def serve(
         **uvicorn_options(),
     }
     if workers > 1:
-        config = uvicorn.Config("recommender.api:create_app", workers=workers, **options)
-        Multiprocess(config, sockets=[tcp_listener(config)]).run()
+        from recommender.serving.workers import run_workers
+
+        del options["host"], options["port"]
+        run_workers(workers, host, port, options)
     else:
         uvicorn.run("recommender.api:create_app", **options)
-
-
-def tcp_listener(config: uvicorn.Config) -> socket.socket:
-    """The listening socket of `--workers N`, marked as TCP. uvicorn binds it with protocol 0,
-    accepted connections inherit that, and asyncio sets TCP_NODELAY only on IPPROTO_TCP
-    sockets: with Nagle on, every keep-alive answer after the first waited ~40 ms for the
-    client's delayed ACK (uvicorn issue #3149). Same socket, its protocol stated."""
-    bound = config.bind_socket()
-    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
-    sock.set_inheritable(True)
-    return sock
 
 
 def _eval_collection(input: Path, index: Path | None, settings: Settings) -> Path:

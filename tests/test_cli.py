@@ -91,11 +91,9 @@ def test_the_listener_of_several_workers_is_tcp_so_answers_are_not_delayed() -> 
     they inherit it from the listener (uvicorn's own has 0: ~40 ms per keep-alive answer)."""
     import socket
 
-    import uvicorn
+    from recommender.serving.workers import reuseport_socket
 
-    from recommender.cli import tcp_listener
-
-    listener = tcp_listener(uvicorn.Config("recommender.api:create_app", host="127.0.0.1", port=0))
+    listener = reuseport_socket("127.0.0.1", 0)
     try:
         listener.listen(1)
         client = socket.create_connection(listener.getsockname()[:2])

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from recommender.cli import sample_corpus
 from recommender.engine import RETIRE_SECONDS
@@ -158,4 +161,75 @@ def test_reindex_switches_a_running_server_without_a_failed_request(
         assert names == ["CURRENT", httpx.get(f"{base}/readyz").json()["generation"]]
     finally:
         done.set()
+        stop(proc)
+
+
+def _related_requests(registry: CollectorRegistry) -> float:
+    return sum(
+        s.value
+        for metric in registry.collect()
+        for s in metric.samples
+        if s.name == "recommender_http_requests_total"
+        and s.labels["route"] == "/articles/{article_id}/related"
+    )
+
+
+def test_two_workers_share_the_connections_and_metrics_add_up(
+    sample_index: Path, model_dir: Path, tmp_path: Path, sample_articles: list
+) -> None:
+    """16 keep-alive connections opened at once against `serve --workers 2`: both workers
+    answer some (each has its own SO_REUSEPORT socket), and /metrics, read from either worker,
+    counts every request sent."""
+    connections, each = 16, 25
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"left by an earlier run")  # emptied at start
+    proc, base = start_server(
+        sample_index,
+        model_dir,
+        tmp_path / "cache.sqlite",
+        tmp_path / "server.log",
+        workers=2,
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    try:
+        deadline = time.monotonic() + 120  # a worker listens once it has loaded
+        while (tmp_path / "server.log").read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.2)
+        barrier = threading.Barrier(connections)
+
+        def client(n: int) -> None:
+            with httpx.Client(base_url=base, timeout=30) as http:
+                barrier.wait()
+                for i in range(each):
+                    article = sample_articles[(n * each + i) % len(sample_articles)]
+                    assert http.get(f"/articles/{article.id}/related").status_code == 200
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(connections)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        per_worker = []
+        for path in sorted(metrics_dir.glob("counter_*.db")):
+            alone = tmp_path / path.stem
+            alone.mkdir()
+            shutil.copy(path, alone / path.name)
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=str(alone))
+            per_worker.append(_related_requests(registry))
+        assert len(per_worker) == 2 and all(n > 0 for n in per_worker), per_worker
+        assert sum(per_worker) == connections * each
+        for _ in range(4):  # whichever worker answers the scrape
+            scrape = httpx.get(f"{base}/metrics").text
+            total = sum(
+                s.value
+                for family in text_string_to_metric_families(scrape)
+                for s in family.samples
+                if s.name == "recommender_http_requests_total"
+                and s.labels["route"] == "/articles/{article_id}/related"
+            )
+            assert total == connections * each
+    finally:
         stop(proc)

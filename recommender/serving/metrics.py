@@ -3,18 +3,27 @@ and status, the index size, how fresh the stored lists and the in-memory mirror 
 encoder's time and queue.
 
 Each app has its own registry, so several apps in one process (tests) never share counters.
-With several uvicorn workers each process has its own numbers; a scrape reads one of them.
+With several workers (`serve --workers N` sets PROMETHEUS_MULTIPROC_DIR, prometheus-client's
+multiprocess mode) every process writes its counters and histograms to files there, and a
+scrape of any worker adds them up across processes; the gauges read from the served index
+(size, list age, log lag) are the answering worker's, the encode queue's the sum over live
+workers.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED = "unmatched"
@@ -32,9 +41,40 @@ class Served(Protocol):
     def log_lag(self) -> int: ...
 
 
+class ServedGauges(Collector):
+    """The gauges read from the served index at every scrape, by the process scraped."""
+
+    def __init__(self, served: Served) -> None:
+        self.served = served
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        age = self.served.list_age_seconds()
+        yield GaugeMetricFamily(
+            "recommender_index_articles",
+            "Articles in the loaded index",
+            value=float(self.served.index_size()),
+        )
+        yield GaugeMetricFamily(
+            "recommender_list_refresh_lag_seconds",
+            "Age of the stored list computed longest ago: how far the periodic refresh lags "
+            "(kept under RECOMMENDER_REFRESH_HOURS)",
+            value=math.nan if age is None else age,
+        )
+        yield GaugeMetricFamily(
+            "recommender_log_lag_changes",
+            "Committed changes this process's in-memory mirror has not replayed yet",
+            value=float(self.served.log_lag()),
+        )
+
+
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = CollectorRegistry()  # this process's counters and histograms
+        multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.exposed = self.registry  # what a scrape reads
+        if multiprocess_dir:
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         labels = ["route", "method", "status"]
         self.requests = Counter(
             "recommender_http_requests", "HTTP requests answered", labels, registry=self.registry
@@ -46,20 +86,6 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.index_articles = Gauge(
-            "recommender_index_articles", "Articles in the loaded index", registry=self.registry
-        )
-        self.list_age = Gauge(
-            "recommender_list_refresh_lag_seconds",
-            "Age of the stored list computed longest ago: how far the periodic refresh lags "
-            "(kept under RECOMMENDER_REFRESH_HOURS)",
-            registry=self.registry,
-        )
-        self.log_lag = Gauge(
-            "recommender_log_lag_changes",
-            "Committed changes this process's in-memory mirror has not replayed yet",
-            registry=self.registry,
-        )
         self.encode_seconds = Histogram(
             "recommender_encode_seconds",
             "Time to encode a text query and rank its related stories",
@@ -69,6 +95,7 @@ class Metrics:
         self.encode_waiting = Gauge(
             "recommender_encode_queue_requests",
             "Text queries waiting for the encoder or being encoded",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.writes_refused = Counter(
@@ -85,14 +112,7 @@ class Metrics:
 
     def track(self, served: Served) -> None:
         """Gauges read from `served` when scraped (NaN for a list age with no lists)."""
-        self.index_articles.set_function(lambda: float(served.index_size()))
-
-        def list_age() -> float:
-            age = served.list_age_seconds()
-            return math.nan if age is None else age
-
-        self.list_age.set_function(list_age)
-        self.log_lag.set_function(lambda: float(served.log_lag()))
+        self.exposed.register(ServedGauges(served))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         labels = (route, method, str(status))
@@ -100,7 +120,7 @@ class Metrics:
         self.latency.labels(*labels).observe(seconds)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.exposed)
 
 
 def route_of(scope: Scope) -> str:
