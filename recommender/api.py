@@ -21,13 +21,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from recommender.articles import Article
+from recommender.articles import MAX_BODY, MAX_LEAD, MAX_TITLE, Article, Published
 from recommender.config import Settings
 from recommender.embedding.backends import model_id_for
 from recommender.embedding.encoder import ArticleEncoder
 from recommender.engine import EncoderUnavailable, Engine, IndexUnavailable, WriteResult
 from recommender.inputs import validation_reason
-from recommender.ranking.related import ArticleNotFound, IsoDateTime, RelatedItem, RelatedQuery
+from recommender.ranking.related import ArticleNotFound, RelatedItem, RelatedQuery
 from recommender.serving import encode_queue, install, interpreter
 from recommender.serving.encodequeue import RETRY_AFTER_SECONDS, EncodeQueue, EncodeQueueFull
 from recommender.serving.errors import ErrorOut, error_response, error_responses
@@ -39,8 +39,8 @@ from recommender.web import WebSource, web_router
 log = logging.getLogger("recommender.api")
 T = TypeVar("T")
 
-MAX_TEXT_CHARS = 100_000
 JSON = "application/json"
+NDJSON = "application/x-ndjson"
 ARTICLE_SCHEMA = "#/components/schemas/Article"
 TEXT_FIELDS = ("title", "lead", "body")
 ITEM_LINKS = {
@@ -101,10 +101,10 @@ class TextQuery(RelatedQuery):
         }
     )
 
-    title: str = Field(default="", max_length=2_000)
-    lead: str = Field(default="", max_length=5_000)
-    body: str = Field(default="", max_length=MAX_TEXT_CHARS)
-    published: IsoDateTime | None = Field(
+    title: str = Field(default="", max_length=MAX_TITLE)
+    lead: str = Field(default="", max_length=MAX_LEAD)
+    body: str = Field(default="", max_length=MAX_BODY)
+    published: Published | None = Field(
         default=None,
         description="its publication time, for freshness (default: none); no zone means UTC",
     )
@@ -124,7 +124,7 @@ class ArticleIn(BaseModel):
     title: str
     lead: str = ""
     body: str = ""
-    published: datetime | str | None = None
+    published: str | None = None
     url: str | None = None
     section: str | None = None
     tags: list[str] | str = Field(default_factory=list)
@@ -133,10 +133,13 @@ class ArticleIn(BaseModel):
 
 class WriteOut(BaseModel):
     """The outcome of one write: `created`, `updated`, `unchanged` (same content: nothing
-    re-encoded), `deleted`, `not_found` or `rejected` (with the reason)."""
+    re-encoded), `deleted`, `not_found`, `rejected` (with the reason) or `duplicate` (a later
+    item of the same bulk has this id: that one is acted on)."""
 
     id: str | None
-    status: Literal["created", "updated", "unchanged", "deleted", "not_found", "rejected"]
+    status: Literal[
+        "created", "updated", "unchanged", "deleted", "not_found", "rejected", "duplicate"
+    ]
     seq: int | None = Field(default=None, description="the change's number in the log")
     reason: str | None = None
 
@@ -159,6 +162,27 @@ def _bulk(results: list[WriteOut]) -> BulkOut:
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     return BulkOut(results=results, counts=counts)
+
+
+def _last_positions(ids: list[str | None]) -> dict[str, int]:
+    """Each id's last position: in a bulk, the occurrence that is acted on."""
+    return {i: n for n, i in enumerate(ids) if i is not None}
+
+
+def _duplicate(article_id: str, later: int) -> WriteOut:
+    return WriteOut(
+        id=article_id,
+        status="duplicate",
+        reason=f"item {later + 1} has the same id: the later item is the one acted on",
+    )
+
+
+def _reported_id(item: object) -> str | None:
+    """The id a rejected bulk item is reported under: its string or integer id, if any."""
+    value = item.get("id") if isinstance(item, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value)
 
 
 class State:
@@ -269,19 +293,47 @@ def _not_indexed(article_id: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"article '{article_id}' is not indexed")
 
 
-async def _json_items(request: Request, limit: int) -> list[Any]:
-    """A bulk body: a JSON array, or NDJSON (one object a line). (Its size is limited before it
-    is read, by `recommender.serving.limits`.)"""
-    text = (await request.body()).strip()
+def json_content(request: Request) -> None:
+    """Dependency: the body is declared JSON (`application/json` or `application/*+json`);
+    415 for another Content-Type or none (FastAPI would not read it as JSON)."""
+    _content_type_in(request, (JSON,))
+
+
+def _content_type_in(request: Request, allowed: tuple[str, ...]) -> None:
+    mime = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if mime in allowed or (
+        JSON in allowed and mime.startswith("application/") and mime.endswith("+json")
+    ):
+        return
+    given = f"'{mime}' is not accepted here" if mime else "missing"
+    raise HTTPException(
+        status_code=415, detail=f"Content-Type: {given}, send {' or '.join(allowed)}"
+    )
+
+
+def _parse_json(data: bytes, where: str) -> Any:
     try:
-        if text.startswith(b"["):
-            items = orjson.loads(text)
-        else:
-            items = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise HTTPException(
-            status_code=422, detail=f"body: invalid JSON or NDJSON: {exc}"
+            status_code=422,
+            detail=f"body: {where}invalid JSON: {exc.msg} at column {exc.colno}",
         ) from None
+
+
+async def _json_items(request: Request, limit: int) -> list[Any]:
+    """A bulk body: a JSON array, or NDJSON (one object a line; an error names its line). (Its
+    size is limited before it is read, by `recommender.serving.limits`.)"""
+    _content_type_in(request, (JSON, NDJSON))
+    raw = await request.body()
+    if raw.lstrip().startswith(b"["):
+        items = _parse_json(raw, "")
+    else:
+        items = [
+            _parse_json(line, f"line {n}: ")
+            for n, line in enumerate(raw.splitlines(), start=1)
+            if line.strip()
+        ]
     if not isinstance(items, list):
         raise HTTPException(status_code=422, detail="body: expected a JSON array or NDJSON")
     if len(items) > limit:
@@ -309,6 +361,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,
     )
     app.state.recommender = state
 
@@ -395,7 +448,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             body = _related_body(article_id, engine.model_id, items)
         return cacheable(body, request, JSON)
 
-    @app.post("/related", responses=error_responses(503, other={200: {"links": ITEM_LINKS}}))
+    @app.post(
+        "/related",
+        responses=error_responses(503, other={200: {"links": ITEM_LINKS}}),
+        dependencies=[Depends(json_content)],
+    )
     async def related_by_text(
         body: TextQuery,
         engine: Annotated[Engine, Depends(get_engine)],
@@ -426,7 +483,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=error_responses(
             401, 403, 503, 507, other={201: {"model": WriteOut, "description": "Created"}}
         ),
-        dependencies=[Writer],
+        dependencies=[Writer, Depends(json_content)],
     )
     async def put_article(
         article_id: str,
@@ -482,40 +539,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> BulkOut:
         """Bulk upsert: a JSON array of articles or NDJSON, each with its `id`; one result per
         item, in order, with the reason for each rejected one. Valid items are written in one
-        transaction even when others are rejected."""
-        raw_items = await _json_items(request, state.settings.max_batch)
-        results: list[WriteOut | None] = []
-        valid: list[Article] = []
-        for item in raw_items:
+        transaction even when others are rejected. An id given twice is written once, from its
+        last item; the earlier ones are reported `duplicate`."""
+        items: list[Article | WriteOut] = []
+        for item in await _json_items(request, state.settings.max_batch):
+            if not isinstance(item, dict):
+                items.append(WriteOut(id=None, status="rejected", reason="expected a JSON object"))
+                continue
             try:
-                if not isinstance(item, dict):
-                    raise ValueError("expected a JSON object")
-                valid.append(Article.model_validate(item))
-                results.append(None)
+                items.append(Article.model_validate(item))
             except ValidationError as exc:
-                item_id = item.get("id") if isinstance(item, dict) else None
-                results.append(
-                    WriteOut(
-                        id=str(item_id) if item_id is not None else None,
-                        status="rejected",
-                        reason=validation_reason(exc),
-                    )
-                )
-            except ValueError as exc:
-                results.append(WriteOut(id=None, status="rejected", reason=str(exc)))
+                reason = validation_reason(exc)
+                items.append(WriteOut(id=_reported_id(item), status="rejected", reason=reason))
+        last = _last_positions([a.id if isinstance(a, Article) else None for a in items])
+        valid = [a for n, a in enumerate(items) if isinstance(a, Article) and last[a.id] == n]
         written = await _encoding(queue, lambda: engine.upsert(valid)) if valid else []
         by_id = {r.id: WriteOut.of(r) for r in written}
-        return _bulk([r or by_id[a.id] for r, a in _align(results, valid)])
+        return _bulk(
+            [
+                a
+                if isinstance(a, WriteOut)
+                else by_id[a.id]
+                if last[a.id] == n
+                else _duplicate(a.id, last[a.id])
+                for n, a in enumerate(items)
+            ]
+        )
 
-    @app.delete("/articles", tags=["write"], responses=WRITE_ERRORS, dependencies=[Writer])
+    @app.delete(
+        "/articles",
+        tags=["write"],
+        responses=WRITE_ERRORS,
+        dependencies=[Writer, Depends(json_content)],
+    )
     def delete_articles(body: DeleteIn, engine: Annotated[Engine, Depends(get_engine)]) -> BulkOut:
-        """Bulk unpublish; one result per id (`deleted` or `not_found`)."""
+        """Bulk unpublish; one result per id given (`deleted` or `not_found`; an id given
+        again later is reported `duplicate` at its earlier places)."""
         if len(body.ids) > state.settings.max_batch:
             raise HTTPException(
                 status_code=413,
                 detail=f"ids: {len(body.ids)}, at most {state.settings.max_batch} per request",
             )
-        return _bulk([WriteOut.of(r) for r in engine.delete(body.ids)])
+        last = _last_positions(list(body.ids))
+        by_id = {r.id: WriteOut.of(r) for r in engine.delete(list(last))}
+        return _bulk(
+            [by_id[i] if last[i] == n else _duplicate(i, last[i]) for n, i in enumerate(body.ids)]
+        )
 
     def box_items(article_id: str, q: RelatedQuery) -> list[RelatedItemOut]:
         """The one call through which the HTML box gets its list (the JSON list's items)."""
@@ -555,20 +624,6 @@ async def _encoding(queue: EncodeQueue, fn: Callable[[], T]) -> T:
         raise HTTPException(
             status_code=503, detail=str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
         ) from None
-
-
-def _align(
-    results: list[WriteOut | None], valid: list[Article]
-) -> list[tuple[WriteOut | None, Article]]:
-    """Pair each result slot with its article (the next valid one where it was not rejected)."""
-    articles = iter(valid)
-    last = valid[0] if valid else Article.model_construct(id="")
-    pairs = []
-    for r in results:
-        if r is None:
-            last = next(articles)
-        pairs.append((r, last))
-    return pairs
 
 
 def _add_article_schema(app: FastAPI) -> None:

@@ -4,19 +4,46 @@ Field names (JSONL keys, CSV header or JSON body): `id`, `title`, `lead` (alias 
 `published` (ISO date or date-time), `url`, `section`, `tags` (a JSON list, or in CSV a string
 separated by `|` or `,`), `source` (alias `site`). `id` and `title` are required, and at least one
 of `body` and `lead`. Unknown fields are ignored.
+
+Rules, each refused naming the field: an id is one URL segment as given (no `/`, not `.` or
+`..`, no leading or trailing space, no control, format or zero-width character, no U+FFFD, which
+is what invalid UTF-8 in a URL decodes to; a JSON number is taken as its decimal string, a
+boolean is refused); `published` is an ISO 8601 string (never a number of seconds) between
+`EARLIEST` and `LATEST`; every text field has a length limit (`LIMITS`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from recommender.text.clean import has_text
 
 MAX_ID_LENGTH = 200
+MAX_TITLE = 2_000
+MAX_LEAD = 5_000
+MAX_BODY = 100_000
+MAX_URL = 4_000
+MAX_NAME = 200
+MAX_TAGS = 100
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
+"""The range of `published`: a far-future date would overflow when shown in a local zone."""
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_BAD_ID_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -31,20 +58,59 @@ def as_utc(moment: datetime) -> datetime:
         return edge.replace(tzinfo=UTC)
 
 
+def iso_only(value: Any) -> Any:
+    """A date-time given as an ISO 8601 string (or already a datetime), never as a number."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date-time, e.g. 2026-07-01T12:00:00+03:00")
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(iso_only), AfterValidator(as_utc)]
+"""An ISO 8601 date-time (never a number of seconds), in UTC; without zone it is UTC."""
+
+
+def _in_range(moment: datetime) -> datetime:
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(
+            f"must be between {EARLIEST.date().isoformat()} and {LATEST.isoformat()} (UTC)"
+        )
+    return moment
+
+
+Published = Annotated[IsoDateTime, AfterValidator(_in_range)]
+"""A publication time: an ISO 8601 date-time between `EARLIEST` and `LATEST`, in UTC."""
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` is not a valid article id, or None when it is."""
+    if "/" in value or value in {".", ".."}:
+        return "must not contain '/' nor be '.' or '..': an id is one URL segment"
+    if value != value.strip():
+        return "must not begin or end with a space: ids are taken as given"
+    if "\ufffd" in value:
+        return "holds U+FFFD: the URL's percent-encoding is not valid UTF-8"
+    bad = next((c for c in value if unicodedata.category(c) in _BAD_ID_CATEGORIES), None)
+    if bad is not None:
+        return f"must not hold control, format or zero-width characters (U+{ord(bad):04X})"
+    return None
+
+
 class Article(BaseModel):
     """One news article as the site publishes it."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, populate_by_name=True)
 
-    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
-    title: str = Field(min_length=1)
-    lead: str = Field(default="", validation_alias="subtitle")
-    body: str = ""
-    published: datetime | None = None
-    url: str | None = None
-    section: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    source: str | None = Field(default=None, validation_alias="site")
+    id: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+    title: str = Field(min_length=1, max_length=MAX_TITLE)
+    lead: str = Field(default="", max_length=MAX_LEAD, validation_alias="subtitle")
+    body: str = Field(default="", max_length=MAX_BODY)
+    published: Published | None = None
+    url: str | None = Field(default=None, max_length=MAX_URL)
+    section: str | None = Field(default=None, max_length=MAX_NAME)
+    tags: list[Annotated[str, Field(max_length=MAX_NAME)]] = Field(
+        default_factory=list, max_length=MAX_TAGS
+    )
+    source: str | None = Field(default=None, max_length=MAX_NAME, validation_alias="site")
 
     @model_validator(mode="before")
     @classmethod
@@ -54,15 +120,16 @@ class Article(BaseModel):
             for alias, name in (("subtitle", "lead"), ("site", "source")):
                 if name in data and alias not in data:
                     data[alias] = data.pop(name)
-            if "id" in data and isinstance(data["id"], int):
+            if isinstance(data.get("id"), int) and not isinstance(data["id"], bool):
                 data["id"] = str(data["id"])
         return data
 
-    @field_validator("id")
+    @field_validator("id", mode="before")
     @classmethod
-    def _path_segment(cls, value: str) -> str:
-        if "/" in value or value in {".", ".."}:
-            raise ValueError("must not contain '/' nor be '.' or '..': an id is one URL segment")
+    def _valid_id(cls, value: Any) -> Any:
+        """Checked before whitespace is stripped: an id is never rewritten."""
+        if isinstance(value, str) and (problem := id_problem(value)) is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("published", mode="before")
@@ -73,11 +140,6 @@ class Article(BaseModel):
         if value == "":
             return None
         return value
-
-    @field_validator("published")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        return as_utc(value) if value is not None else None
 
     @field_validator("tags", mode="before")
     @classmethod

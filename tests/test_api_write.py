@@ -16,6 +16,7 @@ from recommender.articles import Article
 
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+JSON = "application/json"
 
 
 @pytest.fixture()
@@ -107,7 +108,7 @@ def test_bulk_upsert_reports_each_item_and_keeps_the_valid(
     huge = b"[" + b" " * (33 * 2**20) + b"]"
     r = client.post("/articles", content=huge, headers=AUTH | {"content-type": "application/json"})
     assert r.status_code == 413 and "body too large" in r.json()["error"]
-    r = client.post("/articles", content=b"{nope", headers=AUTH)
+    r = client.post("/articles", content=b"{nope", headers=AUTH | {"content-type": JSON})
     assert r.status_code == 422 and "invalid JSON" in r.json()["error"]
     r = client.request("DELETE", "/articles", json={"ids": ["bulk-0", "nope"]}, headers=AUTH)
     assert [x["status"] for x in r.json()["results"]] == ["deleted", "not_found"]

@@ -10,17 +10,15 @@ ladder and diversifies. `RelatedQuery` is the one declaration of the per-request
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import faiss
 import numpy as np
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
-from recommender.articles import MAX_ID_LENGTH, Article, as_utc
+from recommender.articles import MAX_ID_LENGTH, Article, IsoDateTime
 from recommender.ranking.config import RankingConfig
 from recommender.ranking.final import final_list
 from recommender.ranking.signals import Candidate, Ranker, Scored
@@ -34,19 +32,6 @@ NO_OVERLAP = Overlap(0.0, [])
 
 MAX_EXCLUDE = 100
 MAX_NAME = 200
-
-
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _iso_only(value: Any) -> Any:
-    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
-        return value
-    raise ValueError("expected an ISO 8601 date-time, e.g. 2026-07-01T12:00:00+03:00")
-
-
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(as_utc)]
-"""An ISO 8601 date-time (never a number of seconds), in UTC; without zone it is UTC."""
 
 
 class RelatedQuery(BaseModel):

@@ -2,8 +2,8 @@
 documentation, request size limits (413/414), CORS for the site's origins, security headers,
 Prometheus metrics, JSON access logs, self-hosted API docs and the encoder's bounded queue.
 
-Middleware order, outermost first: access log, metrics, security headers, CORS, size limits;
-so a refused request is still logged and counted, and carries the same headers.
+Middleware order, outermost first: access log, metrics, security headers, CORS, size limits,
+HEAD as GET; so a refused request is still logged and counted, and carries the same headers.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from recommender.serving.cors import install_cors
 from recommender.serving.docs import add_docs
 from recommender.serving.encodequeue import EncodeQueue
 from recommender.serving.errors import document_errors, install_error_handlers
+from recommender.serving.head import HeadAsGet
 from recommender.serving.headers import SecurityHeaders
 from recommender.serving.limits import SizeLimits
 from recommender.serving.metrics import Metrics, MetricsMiddleware, Served, add_metrics_route
@@ -37,6 +38,7 @@ def install(app: FastAPI, settings: Settings, served: Served) -> None:
     add_metrics_route(app, metrics)
     add_docs(app)
     document_errors(app)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         SizeLimits,
         max_body_bytes=settings.max_body_bytes,

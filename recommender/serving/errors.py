@@ -30,6 +30,7 @@ DESCRIPTIONS = {
     405: "Method not allowed on this path",
     413: "Request body too large",
     414: "URL too long",
+    415: "The body's Content-Type is not one this operation reads (JSON; NDJSON for bulk)",
     422: "A parameter or a body field is invalid; the message names it",
     429: "Too many requests",
     500: "Internal error",
@@ -114,7 +115,7 @@ def _error_content() -> dict[str, Any]:
 def document_errors(app: FastAPI) -> None:
     """Every operation's schema lists the errors it can answer, all in the ErrorOut shape:
     413 and 414 everywhere (limits apply before routing), 404 with a path parameter, 422 with
-    any parameter or body, 400 with a JSON body; FastAPI's own 422 shape is replaced."""
+    any parameter or body, 400 and 415 with a body; FastAPI's own 422 shape is replaced."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -134,7 +135,7 @@ def document_errors(app: FastAPI) -> None:
                 if params or "requestBody" in operation:
                     statuses.add(422)
                 if "requestBody" in operation:
-                    statuses.add(400)
+                    statuses |= {400, 415}
                 responses = operation.setdefault("responses", {})
                 for status in sorted(statuses):
                     responses.setdefault(str(status), {"description": DESCRIPTIONS[status]})

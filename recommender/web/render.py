@@ -47,9 +47,18 @@ class Story(Protocol):
     def source(self) -> str | None: ...
 
 
+def local_time(moment: datetime, zone: ZoneInfo) -> datetime:
+    """The moment in the site's zone; in UTC where that zone would pass the calendar's end
+    (a stored date from before `published` had its range)."""
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:
+        return moment
+
+
 def bulgarian_date(moment: datetime, zone: ZoneInfo) -> str:
     """„17 декември 2025“: the day in the site's zone, the month's name, the year."""
-    local = moment.astimezone(zone)
+    local = local_time(moment, zone)
     return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
 
 
@@ -75,7 +84,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.env.filters["bg_date"] = lambda m: bulgarian_date(m, self.zone)
-        self.env.filters["local_iso"] = lambda m: m.astimezone(self.zone).isoformat()
+        self.env.filters["local_iso"] = lambda m: local_time(m, self.zone).isoformat()
         self.env.filters["href"] = safe_href
 
     def box(self, article_id: str, items: Sequence[Story]) -> str:
