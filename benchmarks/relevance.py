@@ -9,19 +9,31 @@ per request, as the API did before lists were stored), scored by `recommender.ev
 Target (issue 8): relevance does not drop with the living index — the ranked pipeline over the
 live lexical and entity statistics scores nDCG@10 0.876 ± 0.005 as before, and the stored lists
 score exactly what the per-request final stage scores.
+
+With the story ruler beside the judgements (`dev_stories.tsv`, happening-labelled), every
+method's list is also scored on it (the box: the stored lists' top 5), and the learned ranking
+and grouping (issue 15) are cross-validated by query (`recommender.ranking.training.train`, 5
+folds: each query's lists come from the fold model that never saw it) and compared with the hand
+fusion by the paired randomization test; their cost is the extra time per stored list computed
+in process (final stage, `max_k` items), hand and learned interleaved over the same articles.
+Targets (issue 15): box story recall@5 >= 0.90, copies <= 0.10, useful distinct >= 1.8; ranked
+judged P@5 >= 0.85; ranked nDCG@10 (heuristic) >= 0.90 with recall@10 >= 0.904; cost <= 3 ms.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.context import RunContext
 from recommender.engine import Engine
 from recommender.eval import metrics
-from recommender.eval.files import doc_ids, load_qrels, read_queries
+from recommender.eval.files import Judgements, Qrels, Run, doc_ids, load_qrels, read_queries
 from recommender.eval.runs import Method, Stage, run_queries
-from recommender.ranking.related import MAX_K
+from recommender.eval.scoring import compare
+from recommender.ranking.related import MAX_K, Related, RelatedQuery
 
 PAIRS = (("dev_queries.tsv", "dev_qrels.tsv"), ("queries.tsv", "qrels.tsv"))
 
@@ -36,6 +48,131 @@ def judgement_files(data: Path) -> tuple[Path, Path] | None:
 METHODS: tuple[Method, ...] = ("dense", "tfidf", "bm25", "pipeline", "stored")
 BASELINE_NDCG = 0.876
 TOLERANCE = 0.005
+STORIES = "dev_stories.tsv"
+RULER_METRICS = (*metrics.RULER,)
+COST_ARTICLES = 300
+COST_TARGET_MS = 3.0
+BOX_TARGETS = {"happening_recall@5": 0.90, "copies@5": 0.10, "useful_distinct@5": 1.8}
+RANKED_P5 = 0.85
+RANKED_NDCG = 0.90
+RANKED_RECALL10 = 0.904
+
+
+def _rounded(scores: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}
+
+
+def _ruler(lists: dict[str, Run], stories: Qrels, queries: list[str]) -> dict[str, dict[str, Any]]:
+    """Each run's ruler metrics over the ruled queries, the stored lists' top 5 as the box."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, run in lists.items():
+        scores = metrics.evaluate(doc_ids(run), stories, queries)
+        row: dict[str, Any] = {m: round(float(scores[m]), 4) for m in RULER_METRICS}
+        out[name] = row | {"scored_ruler": scores["scored_ruler"]}
+    return out
+
+
+def _cost(related: Related, model: Path, ids: list[str], k: int) -> dict[str, Any]:
+    """ms per stored list computed in process (final stage, k items): hand fusion and the
+    learned ranking with grouping, interleaved article by article."""
+    learned = Related(related.mirror, related.config.model_copy(update={"model": str(model)}))
+    q = RelatedQuery(k=k)
+    for article in ids[:20]:
+        related.for_id(article, q)
+        learned.for_id(article, q)
+    hand_s, learned_s = [], []
+    for article in ids:
+        t0 = time.perf_counter()
+        related.for_id(article, q)
+        t1 = time.perf_counter()
+        learned.for_id(article, q)
+        t2 = time.perf_counter()
+        hand_s.append(t1 - t0)
+        learned_s.append(t2 - t1)
+    extra = [(b - a) * 1e3 for a, b in zip(hand_s, learned_s, strict=True)]
+    return {
+        "articles": len(ids),
+        "k": k,
+        "hand_ms_p50": round(statistics.median(hand_s) * 1e3, 3),
+        "learned_ms_p50": round(statistics.median(learned_s) * 1e3, 3),
+        "hand_ms_mean": round(statistics.fmean(hand_s) * 1e3, 3),
+        "learned_ms_mean": round(statistics.fmean(learned_s) * 1e3, 3),
+        "extra_ms_p50": round(statistics.median(extra), 3),
+        "extra_ms_mean": round(statistics.fmean(extra), 3),
+    }
+
+
+def _learned(
+    ctx: RunContext,
+    engine: Engine,
+    qrels_path: Path,
+    heuristic: Judgements,
+    stories: Judgements,
+    queries: list[str],
+    hand: dict[str, Run],
+) -> dict[str, Any]:
+    """The learned ranking and grouping, cross-validated, against the hand fusion."""
+    from recommender.ranking.training import train
+
+    merged = load_qrels(qrels_path, ctx.data.with_name(STORIES))
+    model = ctx.scratch / "ranker"
+    related = engine.sync().related
+    card, ranked, box = train(related, merged, heuristic, queries, model, "benchmark")
+    ruled = [q for q in queries if q in stories.ruled]
+    box_hand = {q: hand["stored"][q] for q in ruled if q in hand["stored"]}
+    ranked_hand = {q: hand["pipeline"][q] for q in ruled if q in hand["pipeline"]}
+    story_compare = [
+        *compare(
+            {"box (hand)": box_hand, "box (learned + grouping, out of fold)": box},
+            stories,
+            ruled,
+            metric_names=RULER_METRICS,
+        ),
+        *compare(
+            {"ranked (hand)": ranked_hand, "ranked (learned, out of fold)": ranked},
+            stories,
+            ruled,
+            metric_names=RULER_METRICS,
+        ),
+    ]
+    heuristic_compare = compare(
+        {"pipeline (hand)": hand["pipeline"], "pipeline (learned, out of fold)": ranked},
+        heuristic,
+        queries,
+        metric_names=("ndcg@10", "recall@10", "recall@5"),
+    )
+    learned_ruler = _ruler(
+        {"box (learned + grouping)": box, "ranked (learned)": ranked}, stories, ruled
+    )
+    learned_heuristic = _rounded(metrics.evaluate(doc_ids(ranked), heuristic, queries))
+    ids = [q for q in queries if q in related.mirror.slot_of][:COST_ARTICLES]
+    cost = _cost(related, model, ids, ctx.settings.max_k)
+    box_m = learned_ruler["box (learned + grouping)"]
+    targets = {
+        f"box {m} {'<=' if m == 'copies@5' else '>='} {t}": (
+            box_m[m] <= t if m == "copies@5" else box_m[m] >= t
+        )
+        for m, t in BOX_TARGETS.items()
+    }
+    targets[f"ranked judged_p@5 >= {RANKED_P5}"] = (
+        learned_ruler["ranked (learned)"]["judged_p@5"] >= RANKED_P5
+    )
+    targets[f"ranked nDCG@10 >= {RANKED_NDCG}, recall@10 >= {RANKED_RECALL10}"] = (
+        learned_heuristic["ndcg@10"] >= RANKED_NDCG
+        and learned_heuristic["recall@10"] >= RANKED_RECALL10
+    )
+    targets[f"extra cost per stored list <= {COST_TARGET_MS} ms (p50)"] = (
+        cost["extra_ms_p50"] <= COST_TARGET_MS
+    )
+    return {
+        "ruler": learned_ruler,
+        "heuristic": learned_heuristic,
+        "compare_ruler": story_compare,
+        "compare_heuristic": heuristic_compare,
+        "card": {k: card[k] for k in ("out_of_fold", "copy_rule", "per_fold", "queries")},
+        "cost": cost,
+        "targets": targets,
+    }
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
@@ -46,7 +183,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
     qrels = load_qrels(files[1])
     engine = Engine(ctx.real_index_dir(), ctx.settings)
     results: dict[str, Any] = {}
+    lists: dict[str, Run] = {}
+    stories_path = ctx.data.with_name(STORIES)
     missing = 0
+    story: dict[str, Any] = {}
     try:
         runs: list[tuple[str, Method, Stage, int]] = [(m, m, "ranked", MAX_K) for m in METHODS] + [
             ("final", "pipeline", "final", ctx.settings.max_k)
@@ -54,9 +194,18 @@ def run(ctx: RunContext) -> dict[str, Any]:
         for name, method, stage, k in runs:
             run_lists, absent = run_queries(engine, queries, method=method, stage=stage, k=k)
             missing = len(absent)
+            lists[name] = run_lists
             scores = metrics.evaluate(doc_ids(run_lists), qrels, queries)
             results[name] = {
                 k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()
+            }
+        if stories_path.is_file():
+            stories = load_qrels(stories_path)
+            ruled = [q for q in queries if q in stories.ruled]
+            story = {
+                "file": STORIES,
+                "methods": _ruler(lists, stories, ruled),
+                "learned": _learned(ctx, engine, files[1], qrels, stories, queries, lists),
             }
     finally:
         engine.close()
@@ -71,4 +220,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "missing_queries": missing,
         "metrics": results["dense"],
         "methods": results,
+        "story_ruler": story,
     }

@@ -350,6 +350,65 @@ def _relevance(r: Doc) -> list[str]:
             f"| {method} | {m['ndcg@10']} | {m['recall@5']} | {m['recall@10']} | "
             f"{m['recall@5_grade3']} | {m['scored']} of {m['queries']} |"
         )
+    story = r.get("story_ruler")
+    if story:
+        lines += _story_ruler(story)
+    return lines
+
+
+RULER_COLUMNS = (
+    ("happening_recall@5", "story recall@5"),
+    ("useful_distinct@5", "useful distinct@5"),
+    ("copies@5", "copies"),
+    ("filler@5", "filler"),
+    ("judged_p@5", "judged P@5"),
+    ("happening_alpha_ndcg@10", "happening α-nDCG@10"),
+    ("unjudged@5", "unjudged@5"),
+)
+
+
+def _story_ruler(story: Doc) -> list[str]:
+    learned = story["learned"]
+    head = "| list | " + " | ".join(n for _, n in RULER_COLUMNS) + " |"
+    lines = [
+        "",
+        f"Story ruler ({story['file']}; `stored` is the box: the stored lists' top 5; learned "
+        "lists are out of fold, 5 folds by query):",
+        "",
+        head,
+        "| --- |" + " ---: |" * len(RULER_COLUMNS),
+    ]
+    rows = story["methods"] | learned["ruler"]
+    for name, m in rows.items():
+        lines.append(f"| {name} | " + " | ".join(str(m[k]) for k, _ in RULER_COLUMNS) + " |")
+    lines += ["", "Paired randomization tests (difference to the hand fusion's list, p):", ""]
+    for c in [*learned["compare_ruler"], *learned["compare_heuristic"]]:
+        lines.append(
+            f"- {c['run']} vs {c['baseline']}, {c['metric']}: {c['value']:.4f} vs "
+            f"{c['baseline_value']:.4f} ({c['delta']:+.4f}, p={c['p_value']:.4f}"
+            f"{', significant' if c['significant'] else ''}; {c['improved']} better, "
+            f"{c['worse']} worse)"
+        )
+    h = learned["heuristic"]
+    oof = learned["card"]["out_of_fold"]
+    rule = learned["card"]["copy_rule"]
+    cost = learned["cost"]
+    lines += [
+        "",
+        f"Learned ranked list on the heuristic qrels: nDCG@10 {h['ndcg@10']}, recall@10 "
+        f"{h['recall@10']}, recall@5 {h['recall@5']}.",
+        f"Own happening (out of fold): precision {oof['own']['precision']:.3f}, recall "
+        f"{oof['own']['recall']:.3f}; same happening over pairs of judged grade-2/3 items of one "
+        f"query: precision {oof['pair']['precision']:.3f}, recall {oof['pair']['recall']:.3f} "
+        f"(the copy rule alone: {rule['precision']:.3f} / {rule['recall']:.3f}).",
+        f"Cost per stored list ({cost['k']} items, {cost['articles']} articles, interleaved): "
+        f"hand p50 {cost['hand_ms_p50']} ms, learned + grouping p50 {cost['learned_ms_p50']} "
+        f"ms; extra p50 {cost['extra_ms_p50']} ms, mean {cost['extra_ms_mean']} ms.",
+        "",
+        "Targets (issue 15):",
+        "",
+    ]
+    lines += [f"- {name}: **{_met(ok)}**" for name, ok in learned["targets"].items()]
     return lines
 
 

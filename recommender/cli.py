@@ -33,7 +33,9 @@ index_app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure relevance against judgements.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
+ranker_app = typer.Typer(help="Train the ranking model from judgements.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+app.add_typer(ranker_app, name="ranker")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -636,18 +638,20 @@ def eval_score(
     chart: Annotated[Path | None, typer.Option(help="Write a PNG bar chart of the runs")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records")] = False,
 ) -> None:
-    """Score runs (nDCG@10, capped recall, α-nDCG@10, story recall); --compare tests significance.
+    """Score runs (nDCG@10, capped recall, α-nDCG@10, story recall; with happening-labelled
+    judgements the box's ruler too); --compare tests significance.
 
     One run prints JSON, several a table; with --compare each metric's difference to the first
     run, its paired p-value and * where p < 0.05."""
     from recommender.eval import significance
-    from recommender.eval.metrics import HEADLINE, NOVELTY, markdown_table, write_chart
-    from recommender.eval.scoring import COMPARED, per_query_values, score_values
+    from recommender.eval.metrics import markdown_table, write_chart
+    from recommender.eval.scoring import compared_metrics, per_query_values, score_values
 
     _check_test(test)
     runs, judgements, query_ids = _bench_inputs(run, qrels, queries)
     values = per_query_values(runs, judgements, query_ids)
     summaries = {r["run"]: r for r in score_values(values, len(query_ids))}
+    shown = compared_metrics(values)
     if chart is not None:
         write_chart(summaries, chart)
     if not compare:
@@ -656,15 +660,15 @@ def eval_score(
         elif as_json:
             sys.stdout.write(json.dumps(list(summaries.values()), indent=2) + "\n")
         else:
-            out.print(markdown_table(summaries, (*HEADLINE, *NOVELTY)), highlight=False)
+            out.print(markdown_table(summaries, shown), highlight=False)
         return
-    records = significance.compare(values, COMPARED, test)  # type: ignore[arg-type]
+    records = significance.compare(values, shown, test)  # type: ignore[arg-type]
     if deltas is not None:
-        _write_tsv(deltas, significance.deltas(values, COMPARED))
+        _write_tsv(deltas, significance.deltas(values, shown))
     if as_json:
         sys.stdout.write(json.dumps({"runs": list(summaries.values()), "compare": records}) + "\n")
         return
-    out.print(significance.markdown(summaries, records, COMPARED), highlight=False)
+    out.print(significance.markdown(summaries, records, shown), highlight=False)
 
 
 def _write_tsv(path: Path, records: list[Record]) -> None:
@@ -742,6 +746,53 @@ def eval_report(
     )
     write_report(report_path, html)
     out.print(f"wrote {report_path}: {len(runs)} runs, {len(query_ids)} queries", highlight=False)
+
+
+@ranker_app.command("train")
+def ranker_train(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Articles, .jsonl or .csv")],
+    qrels: QrelsOpt,
+    model_path: Annotated[Path, typer.Option("--out", help="Model directory to write")],
+    queries: QueriesOpt = None,
+    runs: Annotated[
+        Path | None, typer.Option(help="Write the out-of-fold ranked and box runs here")
+    ] = None,
+    index: IndexOpt = None,
+) -> None:
+    """LambdaRank and the happening classifiers over the engine's signals, 5-fold CV by query.
+
+    The first --qrels are the heuristic grades (the ranked list's nDCG/recall figures); later
+    ones (the happening-labelled story ruler) override them for training. Writes the boosters,
+    card.json and card.md to --out; the fold models to --out/folds."""
+    from recommender.engine import Engine
+    from recommender.eval.files import load_qrels, read_queries, write_run
+    from recommender.ranking.training import train
+
+    _files_exist([input, *qrels, *([queries] if queries else [])])
+    heuristic = _read(load_qrels, qrels[0])
+    judgements = _read(lambda _: load_qrels(*qrels), qrels[0])
+    query_ids = _read(read_queries, queries) if queries else sorted(judgements)
+    settings = Settings()
+    settings.ranking = settings.ranking.model_copy(update={"model": None})
+    directory = _eval_collection(input, index, settings)
+    engine = Engine(directory, settings)
+    try:
+        note = f"{input.name}; judgements {', '.join(p.name for p in qrels)} (later override)"
+        card, oof_ranked, oof_box = train(
+            engine.sync().related, judgements, heuristic, query_ids, model_path, note
+        )
+    finally:
+        engine.close()
+    if runs is not None:
+        runs.mkdir(parents=True, exist_ok=True)
+        write_run(runs / "oof-ranked.tsv", oof_ranked)
+        write_run(runs / "oof-box.tsv", oof_box)
+    own, pair = card["out_of_fold"]["own"], card["out_of_fold"]["pair"]
+    out.print(
+        f"wrote {model_path}: {card['queries']} queries; own happening P {own['precision']:.3f} "
+        f"R {own['recall']:.3f}; same happening P {pair['precision']:.3f} R {pair['recall']:.3f}",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -53,3 +53,8 @@ def test_compare_and_deltas_records() -> None:
     rows = deltas(values, ["m"])
     assert len(rows) == 8
     assert [r["query_id"] for r in rows if r["delta"] > 0] == [f"q{i}" for i in range(6)]
+
+
+def test_one_moved_query_is_never_significant() -> None:
+    """scipy refuses a permutation test of one observation; both its sign flips are as extreme."""
+    assert paired_p_value([0.5, 0.5, 0.5], [0.5, 0.5, 0.9]) == 1.0

@@ -46,6 +46,8 @@ def paired_p_value(
     moved = deltas[np.abs(deltas) > 1e-12]
     if len(moved) == 0:
         return 1.0
+    if len(moved) == 1 and test == "randomization":  # its two sign flips are equally extreme
+        return 1.0
     if test == "t-test":
         if np.ptp(deltas) == 0.0:  # every query moved by the same amount: no variance
             return 0.0

@@ -33,3 +33,13 @@ class RankingConfig(BaseModel):
         default=60, ge=1, description="best-ranked items the final stage chooses from"
     )
     k: int = Field(default=10, ge=1)
+    model: str | None = Field(
+        default=None,
+        description="a ranking model directory (`recommender ranker train`): its LambdaRank "
+        "order replaces the hand fusion's; none: the hand fusion",
+    )
+    group_happenings: bool = Field(
+        default=True,
+        description="with a model: the box drops reports of the article's own happening and "
+        "keeps one item per happening (the model's classifiers)",
+    )

@@ -1,6 +1,8 @@
 """The reader-facing final stage over ranked items: story-level de-duplication (re-prints collapse
-into one, a re-print of the query itself is dropped), MMR diversity, and a minimum score with a
-fallback ladder so the list is never short while candidates remain."""
+into one, a re-print of the query itself is dropped), with a ranking model one item per
+happening (reports of the query's own happening dropped, reports of one happening grouped:
+`recommender.ranking.learned`), MMR diversity, and a minimum score with a fallback ladder so the
+list is never short while candidates remain."""
 
 from __future__ import annotations
 
@@ -81,6 +83,33 @@ def dedupe(items: Sequence[Scored], config: RankingConfig) -> list[Scored]:
     return [_representative(c, config) for c in clusters]
 
 
+def by_happening(
+    items: Sequence[Scored], config: RankingConfig
+) -> tuple[list[Scored], list[Scored]]:
+    """(one item per happening, the rest): items reporting the query's own happening (`own`
+    part at or above the model's threshold) are set aside, and of the others an item joins
+    the group of the first (best) earlier item it reports one happening with (the model's pair
+    probability at or above its threshold), only a group's first item kept. Best first in,
+    best first out."""
+    from recommender.ranking.learned import cached_model, pair_features
+
+    model = cached_model(str(config.model))
+    own = [it.parts.get("own", 0.0) >= model.own_threshold for it in items]
+    others = [it for it, is_own in zip(items, own, strict=True) if not is_own]
+    aside = [it for it, is_own in zip(items, own, strict=True) if is_own]
+    i, j, rows = pair_features(others)
+    same = np.zeros((len(others), len(others)), dtype=bool)
+    same[i, j] = model.pair_probability(rows) >= model.pair_threshold
+    group = np.arange(len(others))
+    for b in range(len(others)):
+        earlier = np.flatnonzero(same[:b, b])
+        if len(earlier):
+            group[b] = group[earlier.min()]
+    kept = [it for b, it in enumerate(others) if group[b] == b]
+    aside += [it for b, it in enumerate(others) if group[b] != b]
+    return kept, aside
+
+
 def mmr(items: Sequence[Scored], lam: float, k: int) -> list[Scored]:
     """Maximal marginal relevance: `lam` * relevance - (1 - `lam`) * similarity to those chosen.
 
@@ -149,9 +178,13 @@ def final_list(query: Article, items: Sequence[Scored], config: RankingConfig) -
     then filled up to k from the fallback ladder so the box is never short while candidates
     remain. `items` is `Ranker.rank`'s output."""
     unique = dedupe(items[: config.final_pool], config)
-    passing = [it for it in unique if it.score >= config.min_score]
+    aside: list[Scored] = []
+    if config.model is not None and config.group_happenings:
+        unique, aside = by_happening(unique, config)
+    # a model's score has its own scale: the minimum is the hand fusion's
+    passing = [it for it in unique if it.parts.get("hand", it.score) >= config.min_score]
     chosen = mmr(passing, config.mmr_lambda, config.k)
     if len(chosen) < config.k:
-        below = [it for it in unique if it.score < config.min_score]
+        below = [it for it in unique if it.parts.get("hand", it.score) < config.min_score]
         chosen += fallback(query, below, config)[: config.k - len(chosen)]
-    return chosen
+    return chosen + aside[: config.k - len(chosen)]

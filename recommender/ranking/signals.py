@@ -148,6 +148,9 @@ class Ranker:
             ]
         )
         scores = fused - cfg.freshness_weight * penalty
+        extra: dict[str, np.ndarray] = {}
+        if cfg.model is not None:
+            scores, extra = _learned(query, pool, scores, cfg)
         ids = np.array([c.article.id for c in pool], dtype=object)
         order = np.lexsort((ids, -scores))[:limit]
         return [
@@ -155,8 +158,25 @@ class Ranker:
                 candidate=pool[i],
                 score=float(scores[i]),
                 parts={s: float(v[i]) for s, v in signals.items()}
-                | {"freshness": float(-cfg.freshness_weight * penalty[i])},
+                | {"freshness": float(-cfg.freshness_weight * penalty[i])}
+                | {s: float(v[i]) for s, v in extra.items()},
                 reason=_reason(query, pool[i], cfg, days[i]),
             )
             for i in order
         ]
+
+
+def _learned(
+    query: Article, pool: Sequence[Candidate], hand: np.ndarray, cfg: RankingConfig
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The model's scores, and the parts it adds: the hand fusion's score (`hand`, which the
+    minimum score is compared with) and, when grouping, the probability of reporting the
+    query's own happening (`own`)."""
+    from recommender.ranking.learned import cached_model, features
+
+    model = cached_model(str(cfg.model))
+    rows = features(query, pool, hand)
+    extra = {"hand": hand}
+    if cfg.group_happenings:
+        extra["own"] = model.own_probability(rows)
+    return model.rank_scores(rows), extra
