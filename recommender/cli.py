@@ -622,18 +622,20 @@ def eval_score(
     chart: Annotated[Path | None, typer.Option(help="Write a PNG bar chart of the runs")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records")] = False,
 ) -> None:
-    """Score runs (nDCG@10, capped recall, α-nDCG@10, story recall); --compare tests significance.
+    """Score runs (nDCG@10, capped recall, α-nDCG@10, story recall; with happening-labelled
+    judgements the box's ruler too); --compare tests significance.
 
     One run prints JSON, several a table; with --compare each metric's difference to the first
     run, its paired p-value and * where p < 0.05."""
     from recommender.eval import significance
-    from recommender.eval.metrics import HEADLINE, NOVELTY, markdown_table, write_chart
-    from recommender.eval.scoring import COMPARED, per_query_values, score_values
+    from recommender.eval.metrics import markdown_table, write_chart
+    from recommender.eval.scoring import compared_metrics, per_query_values, score_values
 
     _check_test(test)
     runs, judgements, query_ids = _bench_inputs(run, qrels, queries)
     values = per_query_values(runs, judgements, query_ids)
     summaries = {r["run"]: r for r in score_values(values, len(query_ids))}
+    shown = compared_metrics(values)
     if chart is not None:
         write_chart(summaries, chart)
     if not compare:
@@ -642,15 +644,15 @@ def eval_score(
         elif as_json:
             sys.stdout.write(json.dumps(list(summaries.values()), indent=2) + "\n")
         else:
-            out.print(markdown_table(summaries, (*HEADLINE, *NOVELTY)), highlight=False)
+            out.print(markdown_table(summaries, shown), highlight=False)
         return
-    records = significance.compare(values, COMPARED, test)  # type: ignore[arg-type]
+    records = significance.compare(values, shown, test)  # type: ignore[arg-type]
     if deltas is not None:
-        _write_tsv(deltas, significance.deltas(values, COMPARED))
+        _write_tsv(deltas, significance.deltas(values, shown))
     if as_json:
         sys.stdout.write(json.dumps({"runs": list(summaries.values()), "compare": records}) + "\n")
         return
-    out.print(significance.markdown(summaries, records, COMPARED), highlight=False)
+    out.print(significance.markdown(summaries, records, shown), highlight=False)
 
 
 def _write_tsv(path: Path, records: list[Record]) -> None:

@@ -14,6 +14,7 @@ from recommender.eval.metrics import (
     per_query,
     recall,
     stories,
+    summarize,
     write_chart,
 )
 
@@ -165,3 +166,67 @@ def test_compare_and_chart(tmp_path: Path) -> None:
     chart = tmp_path / "chart.png"
     write_chart(runs, chart)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# The ruler: query r's own happening (grade 3, `A`: c1, c2), happenings h1 (h1a, h1b: two
+# reports of one happening) and h2 (h2a), a filler item f (grade 1), an unrelated u (grade 0).
+RULER_TSV = (
+    "query_id\tdoc_id\tgrade\thappening\n"
+    "r\tc1\t3\tA\nr\tc2\t3\tA\nr\th1a\t2\th1\nr\th1b\t2\th1\nr\th2a\t2\th2\n"
+    "r\tf\t1\t-\nr\tu\t0\t-\n"
+    "s\tf\t1\t-\n"
+)
+
+
+def _ruler(tmp_path: Path) -> dict[str, dict[str, float]]:
+    path = tmp_path / "stories.tsv"
+    path.write_text(RULER_TSV)
+    qrels = load_qrels(path)
+    runs = {
+        "r": ["r", "c1", "h1a", "h1b", "f", "x", "h2a"],  # the query itself never counts
+        "s": ["f", "y"],
+    }
+    return per_query(runs, qrels, ["r", "s"])
+
+
+def test_ruler_counts_each_happening_once_and_the_own_happening_not_at_all(
+    tmp_path: Path,
+) -> None:
+    r = _ruler(tmp_path)["r"]
+    # top 5 without the query: c1 (copy) h1a h1b (one happening) f (filler) x (unjudged)
+    assert r["useful_distinct@5"] == 1.0
+    assert r["happening_recall@5"] == pytest.approx(1 / 2)
+    assert r["copies@5"] == 1.0
+    assert r["filler@5"] == 1.0
+    assert r["unjudged@5"] == 1.0
+    assert r["judged@5"] == pytest.approx(4 / 5)
+    assert r["judged_p@5"] == pytest.approx(3 / 4)
+    # α = 0.5 over h1, h2: ranks 3 (h1a: 1), 4 (h1b: 0.5), 7 (h2a: 1), query dropped first
+    dcg = 1 / math.log2(3) + 0.5 / math.log2(4) + 1 / math.log2(7)
+    ideal = 1 + 1 / math.log2(3) + 0.5 / math.log2(4)
+    assert r["happening_alpha_ndcg@10"] == pytest.approx(dcg / ideal, abs=1e-4)
+
+
+def test_a_ruled_query_without_relevant_judgements_is_still_on_the_ruler(tmp_path: Path) -> None:
+    values = _ruler(tmp_path)
+    s = values["s"]
+    assert "ndcg@10" not in s and "happening_recall@5" not in s
+    assert (s["useful_distinct@5"], s["filler@5"], s["unjudged@5"]) == (0.0, 1.0, 1.0)
+    summary = summarize(values, 2)
+    assert summary["scored"] == 1 and summary["scored_ruler"] == 2
+    assert summary["filler@5"] == pytest.approx(1.0)
+    assert summary["useful_distinct@5"] == pytest.approx(0.5)
+
+
+def test_a_later_row_replaces_the_happening_and_plain_qrels_have_no_ruler(tmp_path: Path) -> None:
+    stories = tmp_path / "stories.tsv"
+    stories.write_text(RULER_TSV)
+    regraded = tmp_path / "pool.tsv"
+    regraded.write_text("query_id\tdoc_id\tgrade\thappening\nr\th1b\t2\th3\nr\th2a\t1\t-\n")
+    qrels = load_qrels(stories, regraded)
+    assert qrels.happenings["r"] == {"c1": "A", "c2": "A", "h1a": "h1", "h1b": "h3"}
+    r = per_query({"r": ["h1a", "h1b", "h2a"]}, qrels, ["r"])["r"]
+    assert r["useful_distinct@5"] == 2.0
+    plain = tmp_path / "plain.tsv"
+    plain.write_text("query_id\tdoc_id\tgrade\nr\th1a\t2\n")
+    assert "useful_distinct@5" not in per_query({"r": ["h1a"]}, load_qrels(plain), ["r"])["r"]

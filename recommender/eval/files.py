@@ -7,8 +7,11 @@ columns are optional, so 4-column runs of earlier versions (and other tools) rea
 Judgements (qrels) are `query_id  doc_id  grade` TSV files, or a filled pool CSV
 (`recommender.eval.pooling`: the same three columns among others, rows without a grade skipped).
 Grades: 3 = the same story, 2 = the same event, 1 = related (same collection), 0 = not related.
-Several files merge in order, a later file's grade replacing an earlier one's for the same pair,
-so a judged pool is a supplement to the qrels it was made from.
+An optional fourth column, `happening`, names the specific happening a grade-2 item reports
+(`story_rubric.md`: two reports of one happening share a label; grade 3 is `A`, the query's own
+happening; `-` or empty: none), so the box's metrics count copies of one happening once.
+Several files merge in order, a later file's row replacing an earlier one's for the same pair
+(grade and happening), so a judged pool is a supplement to the qrels it was made from.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 Qrels = dict[str, dict[str, int]]
+Happenings = dict[str, dict[str, str]]
 Record = dict[str, Any]
 GRADES = range(4)
 RUN_COLUMNS = ["query_id", "doc_id", "rank", "score", "reason", "parts"]
@@ -107,9 +111,34 @@ def doc_ids(run: Mapping[str, Sequence[RunItem]]) -> dict[str, list[str]]:
     return {q: [it.doc_id for it in items] for q, items in run.items()}
 
 
-def _read_qrels_file(path: Path, qrels: Qrels) -> None:
+class Judgements(dict[str, dict[str, int]]):
+    """Qrels (grades per query and article) with the `happening` labels the files held: per
+    query, the label of each labelled article (grade 2 or 3 only; `-` and empty are none), and
+    `ruled`, the queries judged in a file with a `happening` column (the box's metrics are
+    computed for those)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.happenings: Happenings = {}
+        self.ruled: set[str] = set()
+
+
+NO_HAPPENING = ("", "-")
+
+
+def happenings_of(qrels: Qrels) -> tuple[Happenings, set[str]]:
+    """The happening labels of loaded judgements and the queries they rule (none for plain
+    dicts)."""
+    if isinstance(qrels, Judgements):
+        return qrels.happenings, qrels.ruled
+    return {}, set()
+
+
+def _read_qrels_file(path: Path, qrels: Judgements) -> None:
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
-    _require(path, _header(path, delimiter), ["query_id", "doc_id", "grade"])
+    header = _header(path, delimiter)
+    _require(path, header, ["query_id", "doc_id", "grade"])
+    labelled = "happening" in header
     for line, row in _rows(path, delimiter):
         _ids_present(f"{path}:{line}", row)
         text = (row["grade"] or "").strip()
@@ -121,12 +150,20 @@ def _read_qrels_file(path: Path, qrels: Qrels) -> None:
             grade = -1
         if grade not in GRADES:
             raise ValueError(f"{path}:{line}: field 'grade' must be 0, 1, 2 or 3, not '{text}'")
-        qrels.setdefault(row["query_id"], {})[row["doc_id"]] = grade
+        query_id, doc_id = row["query_id"], row["doc_id"]
+        qrels.setdefault(query_id, {})[doc_id] = grade
+        label = (row.get("happening") or "").strip() if labelled else ""
+        if grade >= 2 and label not in NO_HAPPENING:
+            qrels.happenings.setdefault(query_id, {})[doc_id] = label
+        else:
+            qrels.happenings.get(query_id, {}).pop(doc_id, None)
+        if labelled:
+            qrels.ruled.add(query_id)
 
 
-def load_qrels(*paths: Path | str) -> Qrels:
-    """Judgements of one or more files merged in order: a later grade for a pair wins."""
-    qrels: Qrels = {}
+def load_qrels(*paths: Path | str) -> Judgements:
+    """Judgements of one or more files merged in order: a later row for a pair wins."""
+    qrels = Judgements()
     for path in paths:
         _read_qrels_file(Path(path), qrels)
     return qrels

@@ -19,6 +19,23 @@ further copy half the gain of the one before; `story_recall@10` is the share of 
 the top 10. Copies of the query's own story count for nothing there (a re-print of the article
 being read tells the reader nothing new); queries left without any story are not scored on these
 two (`scored_novelty` counts the rest).
+
+The box's ruler, where the judgements carry `happening` labels (`files.Judgements`; a query is
+ruled when a file with that column judged it, and is scored on these even without a grade-2
+judgement): over the top 5 of a run, with H the query's happenings (the distinct labels of its
+grade-2 judgements),
+- `useful_distinct@5`: distinct happenings among the grade-2 items (grade 3, the article's own
+  happening, counts nothing; two reports of one happening count once); its ceiling is
+  min(5, |H|);
+- `happening_recall@5` ("story recall@5"): `useful_distinct@5` / min(5, |H|), over the queries
+  with a happening;
+- `copies@5`: grade-3 items (reports of the article's own happening); `filler@5`: items judged
+  1 or 0; `unjudged@5`: items without a judgement; `judged@5`: the judged share of the top 5;
+- `judged_p@5`: the share of grade >= 2 among the judged items of the top 5 (unjudged ones
+  left out, not counted as misses), over the queries with a judged item there;
+- `happening_alpha_ndcg@10`: α-nDCG@10 (α = 0.5, TREC's ndeval) with the happenings as
+  subtopics and the grade-2 items as their relevant documents: the first report of a happening
+  earns full gain, each further one half the one before, grade 3 nothing.
 """
 
 from __future__ import annotations
@@ -31,13 +48,28 @@ from pathlib import Path
 import ir_measures
 from ir_measures import Judged, Measure, R, StRecall, alpha_nDCG, nDCG
 
-from recommender.eval.files import Qrels
+from recommender.eval.files import Qrels, happenings_of
 
 RECALL_CUTS = (1, 5, 10, 50)
 RELEVANT = 2
 SAME_STORY = 3
 HEADLINE = ("ndcg@10", "recall@5", "recall@10", "recall@5_grade3")
 NOVELTY = ("alpha_ndcg@10", "story_recall@10")
+BOX_DEPTH = 5
+RULER = (
+    "happening_recall@5",
+    "useful_distinct@5",
+    "copies@5",
+    "filler@5",
+    "judged_p@5",
+    "happening_alpha_ndcg@10",
+    "judged@5",
+    "unjudged@5",
+)
+COUNTS = ("useful_distinct@5", "copies@5", "filler@5", "unjudged@5")
+SHARES = tuple(m for m in (*HEADLINE, *NOVELTY, *RULER) if m not in COUNTS)
+"""The metrics between 0 and 1 (the rest are counts of items in the top 5)."""
+HAPPENINGS: dict[Measure, str] = {alpha_nDCG(alpha=0.5) @ 10: "happening_alpha_ndcg@10"}
 GRADED: dict[Measure, str] = {
     nDCG @ 10: "ndcg@10",
     R(rel=RELEVANT) @ 10: "recall@10_uncapped",
@@ -88,6 +120,29 @@ def scorable(qrels: Qrels, queries: Sequence[str]) -> list[str]:
     return [q for q in queries if any(g >= RELEVANT for g in _judged(qrels, q).values())]
 
 
+def box_metrics(
+    ranked: Sequence[str], grades: Mapping[str, int], labels: Mapping[str, str]
+) -> dict[str, float]:
+    """The ruler's counts over the top 5 of `ranked` (the query itself left out by the caller):
+    `grades` the query's judgements, `labels` the happening of its labelled grade-2 items."""
+    top = list(ranked[:BOX_DEPTH])
+    judged = [d for d in top if d in grades]
+    useful = {labels[d] for d in judged if grades[d] == RELEVANT and d in labels}
+    happenings = {labels[d] for d, g in grades.items() if g == RELEVANT and d in labels}
+    row = {
+        "useful_distinct@5": float(len(useful)),
+        "copies@5": float(sum(grades[d] >= SAME_STORY for d in judged)),
+        "filler@5": float(sum(grades[d] < RELEVANT for d in judged)),
+        "unjudged@5": float(len(top) - len(judged)),
+        "judged@5": len(judged) / BOX_DEPTH,
+    }
+    if happenings:
+        row["happening_recall@5"] = len(useful) / min(BOX_DEPTH, len(happenings))
+    if judged:
+        row["judged_p@5"] = sum(grades[d] >= RELEVANT for d in judged) / len(judged)
+    return row
+
+
 def _library_scores(measures: Mapping[Measure, str], qrels: object, run: object) -> PerQuery:
     values: PerQuery = {}
     with contextlib.redirect_stderr(io.StringIO()):  # ndeval's advice on TREC files, not ours
@@ -97,12 +152,15 @@ def _library_scores(measures: Mapping[Measure, str], qrels: object, run: object)
 
 
 def per_query(run: Mapping[str, Sequence[str]], qrels: Qrels, queries: Sequence[str]) -> PerQuery:
-    """Every metric of every scorable query (novelty ones only where the query has a story)."""
+    """Every metric of every scorable query (novelty ones only where the query has a story),
+    and the ruler's of every ruled query (happening-labelled judgements)."""
     scored = scorable(qrels, queries)
+    labels, ruled = happenings_of(qrels)
+    ruled_queries = [q for q in queries if q in ruled]
     # ir-measures orders by score: rank order as descending scores keeps the run's order
     lib_run = {
         q: {d: float(len(docs) - i) for i, d in enumerate(docs)}
-        for q in scored
+        for q in dict.fromkeys([*scored, *ruled_queries])
         if (docs := [d for d in dict.fromkeys(run.get(q, [])) if d != q])
     }
     graded = {q: {d: g for d, g in _judged(qrels, q).items()} for q in scored}
@@ -116,6 +174,14 @@ def per_query(run: Mapping[str, Sequence[str]], qrels: Qrels, queries: Sequence[
     ]
     novelty = _library_scores(STORIES, story_qrels, lib_run) if story_qrels else {}
     with_story = {qr.query_id for qr in story_qrels}
+    happening_qrels = [
+        ir_measures.Qrel(q, d, 1, label)
+        for q in ruled_queries
+        for d, label in labels.get(q, {}).items()
+        if d != q and qrels[q].get(d) == RELEVANT
+    ]
+    by_happening = _library_scores(HAPPENINGS, happening_qrels, lib_run) if happening_qrels else {}
+    with_happening = {qr.query_id for qr in happening_qrels}
     result: PerQuery = {}
     for q in scored:
         ranked = [d for d in run.get(q, []) if d != q]
@@ -129,6 +195,12 @@ def per_query(run: Mapping[str, Sequence[str]], qrels: Qrels, queries: Sequence[
         if q in with_story:
             row |= {name: novelty.get(q, {}).get(name, 0.0) for name in STORIES.values()}
         result[q] = row
+    for q in ruled_queries:
+        ranked = [d for d in dict.fromkeys(run.get(q, [])) if d != q]
+        row = result.setdefault(q, {})
+        row |= box_metrics(ranked, _judged(qrels, q), labels.get(q, {}))
+        if q in with_happening:
+            row |= {n: by_happening.get(q, {}).get(n, 0.0) for n in HAPPENINGS.values()}
     return result
 
 
@@ -136,15 +208,17 @@ def summarize(values: PerQuery, total: int) -> dict[str, float | int | str]:
     """Means of per-query metrics (each over the queries that have it), plus query counts out
     of `total` queries asked."""
     names = [*GRADED.values(), *(f"recall@{k}" for k in RECALL_CUTS), "recall@5_grade3"]
-    names += list(STORIES.values())
+    names += [*STORIES.values(), *RULER]
     result: dict[str, float | int | str] = {}
     for name in names:
         have = [row[name] for row in values.values() if name in row]
         result[name] = sum(have) / len(have) if have else 0.0
-    skipped = total - len(values)
+    scored = sum("ndcg@10" in row for row in values.values())
+    skipped = total - scored
     result |= {
         "queries": total,
-        "scored": len(values),
+        "scored": scored,
+        "scored_ruler": sum("useful_distinct@5" in row for row in values.values()),
         "scored_grade3": sum("recall@5_grade3" in row for row in values.values()),
         "scored_novelty": sum("alpha_ndcg@10" in row for row in values.values()),
         "skipped": skipped,

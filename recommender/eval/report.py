@@ -19,9 +19,9 @@ import jinja2
 
 from recommender.articles import Article
 from recommender.eval import metrics, significance
-from recommender.eval.files import Qrels, Record, Run, RunItem, doc_ids
+from recommender.eval.files import Qrels, Record, Run, RunItem, doc_ids, happenings_of
 from recommender.eval.pooling import lead
-from recommender.eval.scoring import COMPARED, score_values
+from recommender.eval.scoring import compared_metrics, score_values
 from recommender.eval.significance import Test
 
 GRADE_NAMES = {3: "same story", 2: "same event", 1: "related", 0: "not related"}
@@ -47,7 +47,7 @@ def _delta_chart(values: Mapping[str, metrics.PerQuery], metric: str) -> bytes |
     fig, ax = plt.subplots(figsize=(8.0, 3.2))
     for name in names[1:]:
         run = values[name]
-        d = sorted(run[q][metric] - base[q][metric] for q in base if q in run)
+        d = sorted(run[q][metric] - base[q][metric] for q in base if metric in base[q] and q in run)
         ax.plot(range(len(d)), d, label=f"{name} − {names[0]}")
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xlabel("queries, sorted by difference")
@@ -65,7 +65,11 @@ def _date(article: Article | None) -> str:
 
 
 def _item(
-    rank: int, item: RunItem, grades: Mapping[str, int], by_id: Mapping[str, Article]
+    rank: int,
+    item: RunItem,
+    grades: Mapping[str, int],
+    labels: Mapping[str, str],
+    by_id: Mapping[str, Article],
 ) -> Record:
     article = by_id.get(item.doc_id)
     grade = grades.get(item.doc_id)
@@ -77,6 +81,7 @@ def _item(
         "source": (article.source or "") if article else "",
         "grade": grade,
         "grade_name": GRADE_NAMES.get(grade, "unjudged") if grade is not None else "unjudged",
+        "happening": labels.get(item.doc_id, ""),
         "score": item.score,
         "parts": ", ".join(f"{k} {v:.3f}" for k, v in item.parts.items()),
         "reason": item.reason,
@@ -92,15 +97,22 @@ def _query_rows(
     k: int,
 ) -> list[Record]:
     names = list(runs)
+    happenings, _ = happenings_of(qrels)
     rows: list[Record] = []
     for q in queries:
         grades = {d: g for d, g in qrels.get(q, {}).items() if d != q}
+        labels = happenings.get(q, {})
         article = by_id.get(q)
         scores = {n: values[n].get(q, {}).get(KEY_METRIC) for n in names}
         known = [s for s in scores.values() if s is not None]
         shown = {it.doc_id for n in names for it in runs[n].get(q, [])[:k]}
         missed = [
-            {"doc_id": d, "grade": g, "title": by_id[d].title if d in by_id else d}
+            {
+                "doc_id": d,
+                "grade": g,
+                "happening": labels.get(d, ""),
+                "title": by_id[d].title if d in by_id else d,
+            }
             for d, g in sorted(grades.items(), key=lambda p: (-p[1], p[0]))
             if g >= metrics.RELEVANT and d not in shown
         ]
@@ -115,9 +127,12 @@ def _query_rows(
                 "spread": max(known) - min(known) if known else -1.0,
                 "scores": scores,
                 "relevant": sum(g >= metrics.RELEVANT for g in grades.values()),
+                "happenings": sorted(
+                    {h for d, h in labels.items() if grades.get(d) == metrics.RELEVANT}
+                ),
                 "runs": {
                     n: [
-                        _item(i, it, grades, by_id)
+                        _item(i, it, grades, labels, by_id)
                         for i, it in enumerate(
                             [x for x in runs[n].get(q, []) if x.doc_id != q][:k], start=1
                         )
@@ -145,18 +160,19 @@ def render(
     wanted = list(queries) if queries is not None else list(next(iter(runs.values()), {}))
     values = {n: metrics.per_query(doc_ids(run), qrels, wanted) for n, run in runs.items()}
     summaries = {r["run"]: r for r in score_values(values, len(wanted))}
-    records = significance.compare(values, COMPARED, test)
+    compared = compared_metrics(values)
+    records = significance.compare(values, compared, test)
     found = {(r["run"], r["metric"]): r for r in records}
     table = [
         {
             "name": n,
             "cells": [
-                {"value": float(summaries[n][m]), "compare": found.get((n, m))} for m in COMPARED
+                {"value": float(summaries[n][m]), "compare": found.get((n, m))} for m in compared
             ],
         }
         for n in names
     ]
-    chart = _png(metrics.chart_png(summaries, COMPARED))
+    chart = _png(metrics.chart_png(summaries, [m for m in compared if m in metrics.SHARES]))
     delta_png = _delta_chart(values, KEY_METRIC)
     template = jinja2.Environment(
         loader=jinja2.FunctionLoader(_template), autoescape=True, undefined=jinja2.StrictUndefined
@@ -164,7 +180,7 @@ def render(
     first = next(iter(summaries.values()), {})
     return template.render(
         names=names,
-        metrics=COMPARED,
+        metrics=compared,
         table=table,
         test=significance.TEST_NAMES[test],
         alpha=significance.ALPHA,

@@ -19,6 +19,12 @@ RunLike = Path | str | Mapping[str, Sequence[RunItem]] | Mapping[str, Sequence[s
 COMPARED = (*metrics.HEADLINE, *metrics.NOVELTY)
 
 
+def compared_metrics(values: Mapping[str, metrics.PerQuery]) -> tuple[str, ...]:
+    """The metrics to show and compare: the ruler's too when some query is ruled."""
+    ruled = any("useful_distinct@5" in row for rows in values.values() for row in rows.values())
+    return (*COMPARED, *metrics.RULER) if ruled else COMPARED
+
+
 def ranked_ids(run: RunLike) -> dict[str, list[str]]:
     """A run file, a loaded run or doc-id lists, as doc-id lists per query."""
     if isinstance(run, Path | str):
@@ -72,8 +78,11 @@ def compare(
     runs: Mapping[str, RunLike],
     qrels: Qrels,
     queries: Sequence[str] | None = None,
-    metric_names: Sequence[str] = COMPARED,
+    metric_names: Sequence[str] | None = None,
     test: Test = "randomization",
 ) -> list[Record]:
-    """One record per later run and metric: difference to the first run and its p-value."""
-    return significance.compare(per_query_values(runs, qrels, queries), metric_names, test)
+    """One record per later run and metric (default: every metric shown): difference to the
+    first run and its p-value."""
+    values = per_query_values(runs, qrels, queries)
+    names = compared_metrics(values) if metric_names is None else metric_names
+    return significance.compare(values, names, test)
