@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     batch_size: int = 16
     text_strategy: Literal["head", "windows"] = "head"
     max_tokens: int = Field(
-        default=512,
+        default=256,
         ge=32,
         le=512,
         description="token budget: tokens of an article's text (prompt and special tokens "
