@@ -57,7 +57,8 @@ class DynamicInt8Backend(SentenceTransformerBackend):
 def _candidates(
     models_dir: Path, reference: ArticleEncoder, budgets: list[int], int8_budgets: list[int]
 ) -> dict[str, ArticleEncoder]:
-    settings = Settings(models_dir=models_dir)
+    # The backend reads up to 512 tokens; each encoder's budget cuts its texts.
+    settings = Settings(models_dir=models_dir, max_tokens=REFERENCE_TOKENS)
     backend = (
         reference.backend
         if resolve_backend(settings.backend) == reference.backend.name
