@@ -1,7 +1,9 @@
 """How much work each benchmark does: the full profile and `--quick`.
 
 `encode_threads`: thread counts the encoders are measured with; 0 is the libraries' default
-(one per core). `speedup_rounds`: interleaved fp32/default rounds of `speedup`; `ray_articles`
+(one per core). `speedup_rounds`: interleaved rounds of `speedup` (the reference and every
+candidate encoder once each) over `speedup_articles` articles, then `speedup_single` single
+texts per encoder; `ray_articles`
 and `ray_actors`: the articles and actor counts of `ray`. `soak_*`: the soak's length, read
 rate, HTML share, write pace, workers, warm-up and memory sampling period.
 """
@@ -35,6 +37,8 @@ class Profile:
     encode_single: int
     encode_threads: tuple[int, ...]
     speedup_rounds: int
+    speedup_articles: int
+    speedup_single: int
     ray_articles: int
     ray_actors: tuple[int, ...]
     scale_sample: int
@@ -78,7 +82,9 @@ FULL = Profile(
     encode_articles=96,
     encode_single=20,
     encode_threads=(0, 1),
-    speedup_rounds=4,
+    speedup_rounds=3,
+    speedup_articles=32,
+    speedup_single=10,
     ray_articles=64,
     ray_actors=(1, 2),
     scale_sample=500,
@@ -123,6 +129,8 @@ QUICK = Profile(
     encode_single=5,
     encode_threads=(0, 1),
     speedup_rounds=2,
+    speedup_articles=8,
+    speedup_single=3,
     ray_articles=16,
     ray_actors=(1, 2),
     scale_sample=200,

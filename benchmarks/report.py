@@ -413,29 +413,40 @@ def _story_ruler(story: Doc) -> list[str]:
 
 
 def _speedup(r: Doc) -> list[str]:
-    d, ref = r["default"], r["reference"]
     t = r["targets"]
-    lines = [
-        f"Default backend `{d['backend']}` ({d['path']}; CPU: {d['cpu_features']}) against "
-        f"`{ref['backend']}` ({ref['path']}), {r['articles']} real articles, {r['rounds']} "
-        "interleaved rounds in one process:",
-        "",
-        f"- articles/s by round: fp32 {r['fp32_articles_per_s']}, default "
-        f"{r['default_articles_per_s']}; ratio by round {r['ratio_by_round']}, median "
-        f"**{r['ratio']}** (target >= 2: {_met(t['ratio>=2'])})",
-        f"- cosine to fp32: min **{r['cosine_min']}**, mean {r['cosine_mean']} (target min >= "
-        f"0.99: {_met(t['cosine_min>=0.99'])})",
-        f"- single text (encode_one) p50: fp32 {r['single_ms']['fp32']['p50']} ms, default "
-        f"{r['single_ms']['fast']['p50']} ms ({r['single_p50_ratio']}x)",
-    ]
-    if r.get("ndcg@10_delta"):
-        n = r["ndcg@10"]
+    lines = []
+    for name, m in r["machines"].items():
+        ref = m["reference"]
         lines.append(
-            f"- nDCG@10 on the dev split, fp32 / default: dense {n['fp32']['dense']} / "
-            f"{n['default']['dense']}, pipeline {n['fp32']['pipeline']} / "
-            f"{n['default']['pipeline']}; delta {r['ndcg@10_delta']} (target within 0.005: "
-            f"{_met(t['ndcg@10_within_0.005'])})"
+            f"- `{name}` (torch {m['torch_cpu_capability']}, caps {m['isa_caps'] or 'none'}; "
+            f"CPU features {ref['cpu_features']}): reference `{ref['backend']}` ({ref['path']}) "
+            f"at {ref['budget']}, {m['reference_articles_per_s']} articles/s by round; "
+            f"{m['articles']} real articles, {m['rounds']} interleaved rounds in one process"
         )
+    lines += [
+        "",
+        "| budget | native: backend, ratio (by round) | avx2-emulated: backend, ratio (by round) "
+        "| cosine min to fp32@512 (native) | single p50 ms native / emulated "
+        "| dev nDCG@10 dense / pipeline |",
+        "| ---: | --- | --- | ---: | ---: | ---: |",
+    ]
+    for row in r["by_budget"]:
+        n, e, rel = row["native"], row["avx2-emulated"], row["ndcg@10"] or {}
+        mark = " (default)" if row["budget"] == r["default_budget"] else ""
+        lines.append(
+            f"| {row['budget']}{mark} | {n['backend']} {n['ratio']}x {n.get('ratio_by_round', '')} "
+            f"| {e['backend']} {e['ratio']}x {e.get('ratio_by_round', '')} | {n['cosine_min']} "
+            f"| {n['single_p50_ms']} / {e['single_p50_ms']} "
+            f"| {rel.get('dense', '-')} / {rel.get('pipeline', '-')} |"
+        )
+    for c in r["int8"]:
+        lines.append(
+            f"\nint8 path `{c['name']}` ({c['encoder']['path']}): {c['ratio']}x "
+            f"{c['ratio_by_round']}, cosine min {c['cosine_min']} / mean {c['cosine_mean']}, "
+            f"single p50 {c['single_ms']['p50']} ms"
+        )
+    lines += ["", "Targets (avx2-emulated figures are emulated, not measured on an AVX2 CPU):", ""]
+    lines += [f"- {k}: **{_met(v)}**" for k, v in t.items()]
     return lines
 
 

@@ -364,25 +364,47 @@ def encode(
             "[default: RECOMMENDER_BACKEND or auto]"
         ),
     ] = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Token budget, 32 to 512 [default: RECOMMENDER_MAX_TOKENS or the measured "
+            "default; 512 with --backend sentence-transformers, the reference]"
+        ),
+    ] = None,
     cache: Annotated[bool, typer.Option(help="Reuse and fill the embedding cache")] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
 ) -> None:
     """Embed a file of articles to a NumPy file: one row per valid input row, in input order."""
     from pydantic import ValidationError
 
+    from recommender.embedding.backends import REFERENCE_TOKENS
     from recommender.embedding.encoder import ArticleEncoder
     from recommender.embedding.filevectors import encode_file, ids_path
 
     if not input.is_file():
         raise _fail(f"input file not found: {input}")
+    chosen: dict[str, object] = {} if backend is None else {"backend": backend}
+    if budget is not None:
+        chosen["max_tokens"] = budget
+    elif backend == "sentence-transformers":
+        chosen["max_tokens"] = REFERENCE_TOKENS
     try:
-        settings = Settings() if backend is None else Settings(backend=backend)  # type: ignore[arg-type]
-    except ValidationError:
-        raise _fail(f"unknown backend '{backend}'") from None
+        settings = Settings(**chosen)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        raise _fail(
+            f"unknown backend '{backend}'"
+            if field == "backend"
+            else f"--budget must be from 32 to 512 tokens, not {budget}"
+        ) from None
     try:
         encoder = ArticleEncoder.from_settings(settings, use_cache=cache)
         info = encoder.describe()
-        err.print(f"encoder: {info['backend']}, {info['path']}", highlight=False)
+        err.print(
+            f"encoder: {info['backend']}, {info['path']}; budget {info['budget']} "
+            f"({info['budget_why']})",
+            highlight=False,
+        )
         report = encode_file(input, out_path, encoder, progress=progress)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -392,7 +414,7 @@ def encode(
         f"encoded {report.encoded} articles to {out_path} (ids in {ids_path(out_path)}; "
         f"{len(report.rejects)} rejected, {report.cached} from the cache) in "
         f"{report.seconds:.2f} s: {report.articles_per_second:.2f} articles/s, model load "
-        f"excluded; backend {info['backend']} ({info['path']})",
+        f"excluded; backend {info['backend']} ({info['path']}), budget {info['budget']}",
         highlight=False,
     )
 

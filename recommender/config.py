@@ -30,7 +30,14 @@ class Settings(BaseSettings):
     )
     batch_size: int = 16
     text_strategy: Literal["head", "windows"] = "head"
-    max_tokens: int = 512
+    max_tokens: int = Field(
+        default=256,
+        ge=32,
+        le=512,
+        description="token budget: tokens of an article's text (prompt and special tokens "
+        "included) the encoder reads; measured at 128/256/384/512. A budget under 512 is part "
+        "of the model id",
+    )
     cache_path: Path = Path("index/embedding-cache.sqlite")
     index_dir: Path = Path("index/default")
     response_cache_bytes: int = Field(

@@ -123,6 +123,8 @@ def index_meta(encoder: ArticleEncoder, lexical: LexicalConfig) -> dict[str, Any
             "path": encoder.backend.path,
             "strategy": encoder.strategy,
             "window_tokens": encoder.window_tokens,
+            "budget": encoder.budget,
+            "budget_why": encoder.budget_why,
         },
         "lexical": lexical.model_dump(),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from recommender.embedding.modelbuild import build_model
 from recommender.engine import Engine
 from recommender.indexing import build_index
 from recommender.inputs import read_articles
+
+# The suite's fixtures encode at the reference's 512 tokens (the `encoder` fixture, the model
+# id it records); every process the suite starts inherits the same budget and so the same id.
+os.environ.setdefault("RECOMMENDER_MAX_TOKENS", "512")
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / "models" / DEFAULT_MODEL

@@ -10,10 +10,13 @@ import pytest
 from recommender.articles import Article
 from recommender.config import DEFAULT_MODEL
 from recommender.embedding.backends import (
+    CPU_FLAGS_ENV,
     SentenceTransformerBackend,
     TorchBf16Backend,
+    cpu_flags,
     make_backend,
     model_id_for,
+    resolve_backend,
 )
 from recommender.embedding.encoder import ArticleEncoder
 
@@ -66,3 +69,17 @@ def test_encoder_describes_its_path(bf16_backend: TorchBf16Backend) -> None:
     info = ArticleEncoder(bf16_backend, DEFAULT_MODEL).describe()
     assert info["model_id"] == DEFAULT_MODEL and info["backend"] == "torch-bf16"
     assert info["path"].startswith("bf16 weights") and info["strategy"] == "head"
+
+
+def test_cpu_flags_stand_in_makes_auto_decide_as_on_that_cpu(
+    settings_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(CPU_FLAGS_ENV, "fpu sse2 avx fma f16c avx2")
+    assert cpu_flags() == frozenset({"fpu", "sse2", "avx", "fma", "f16c", "avx2"})
+    chosen = make_backend(settings_factory(backend="auto"))
+    assert type(chosen) is SentenceTransformerBackend
+    assert "an emulated CPU" in chosen.describe()["cpu_features"]
+    monkeypatch.setenv(CPU_FLAGS_ENV, "avx2 avx512f avx512_bf16")
+    assert resolve_backend("auto") == "torch-bf16"
+    monkeypatch.delenv(CPU_FLAGS_ENV)
+    assert "emulated" not in chosen.describe()["cpu_features"]

@@ -57,6 +57,8 @@ TINY = replace(
     open_seconds=1.0,
     encode_articles=3,
     encode_single=2,
+    speedup_articles=2,
+    speedup_single=1,
     encode_threads=(1,),
     speedup_rounds=2,
     ray_articles=4,
@@ -144,10 +146,20 @@ def test_every_benchmark_ran(run_results: Path) -> None:
     assert results["reindex"]["articles"] == ARTICLES
     assert 0.0 <= results["relevance"]["metrics"]["ndcg@10"] <= 1.0
     speed = results["speedup"]
-    assert speed["reference"]["backend"] == "sentence-transformers"
-    assert len(speed["ratio_by_round"]) == TINY.speedup_rounds
-    assert speed["cosine_min"] >= 0.99 and speed["targets"]["cosine_min>=0.99"] is True
-    assert set(speed["ndcg@10_delta"]) == {"dense", "pipeline"}
+    assert set(speed["machines"]) == {"native", "avx2-emulated"}
+    emulated = speed["machines"]["avx2-emulated"]
+    assert emulated["reference"]["backend"] == "sentence-transformers"
+    assert emulated["torch_cpu_capability"] == "AVX2"
+    assert {c["name"] for c in emulated["candidates"]} == {
+        "sentence-transformers@128",
+        "sentence-transformers@256",
+        "sentence-transformers@384",
+    }
+    assert [r["budget"] for r in speed["by_budget"]] == [128, 256, 384, 512]
+    cut = speed["by_budget"][:3]
+    assert all(len(r["avx2-emulated"]["ratio_by_round"]) == TINY.speedup_rounds for r in cut)
+    assert speed["targets"]["backend_cosine_min>=0.99_at_512"] is True
+    assert set(speed["by_budget"][0]["ndcg@10"]) == {"dense", "pipeline"}
     ray = results["ray"]
     assert ray["articles"] == TINY.ray_articles
     assert [b["actors"] for b in ray["by_actors"]] == list(TINY.ray_actors)

