@@ -109,7 +109,7 @@ def test_a_model_of_other_features_is_refused(tmp_path: Path, model_dir: Path) -
     (tmp_path / "card.json").write_text(json.dumps(card | {"features": ["dense"]}))
     with pytest.raises(ValueError, match="features are not this version's"):
         load_model(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no card.json"):
+    with pytest.raises(FileNotFoundError, match=r"no card\.json"):
         load_model(tmp_path / "missing")
 
 
