@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from recommender.api import MAX_TEXT_CHARS, create_app
-from recommender.articles import Article
+from recommender.api import create_app
+from recommender.articles import MAX_BODY, Article
 from recommender.ranking.related import MAX_K
 
 
@@ -107,7 +107,7 @@ def test_bad_parameters_are_422_naming_the_field(
     ("payload", "field"),
     [
         ({"title": "", "body": "   "}, "no letter or digit"),
-        ({"title": "x", "body": "я" * (MAX_TEXT_CHARS + 1)}, "body"),
+        ({"title": "x", "body": "я" * (MAX_BODY + 1)}, "body"),
         ({"title": "x", "k": 0}, "k"),
         ({"body": 5}, "body"),
     ],
