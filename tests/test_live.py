@@ -27,7 +27,7 @@ from recommender.engine import (
     build_generation,
     prepare,
 )
-from recommender.indexing import WouldUnpublish, build_index, rebuild_index
+from recommender.indexing import WouldUnpublish, build_index, index_meta, rebuild_index
 from recommender.ranking.related import RelatedQuery
 from recommender.storage.generations import IndexDir
 from recommender.storage.lexical import LexicalConfig
@@ -184,7 +184,7 @@ def test_a_rebuild_keeps_the_writes_made_while_it_ran(
     subset = [a for a in sample_articles if a.id not in (NEW, "a1003")][:60]
     lexical = LexicalConfig()
     items = prepare(subset, encoder.encode_articles(subset), lexical)
-    meta = {"model_id": engine.model_id, "dim": encoder.dim, "lexical": lexical.model_dump()}
+    meta = index_meta(encoder, lexical)
 
     def write_during_build() -> None:
         engine.upsert([_by_id(sample_articles, NEW)])
