@@ -8,8 +8,8 @@ of `body` and `lead`. Unknown fields are ignored.
 Rules, each refused naming the field: an id is one URL segment as given (no `/`, not `.` or
 `..`, no leading or trailing space, no control, format or zero-width character, no U+FFFD, which
 is what invalid UTF-8 in a URL decodes to; a JSON number is taken as its decimal string, a
-boolean is refused); `published` is an ISO 8601 string (never a number of seconds) between
-`EARLIEST` and `LATEST`; every text field has a length limit (`LIMITS`).
+boolean is refused); `published` is an ISO 8601 string (never a number of seconds) written
+with a year from `FIRST_YEAR` to `LAST_YEAR`; every text field has a length limit (`LIMITS`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -39,9 +40,11 @@ MAX_BODY = 100_000
 MAX_URL = 4_000
 MAX_NAME = 200
 MAX_TAGS = 100
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
-"""The range of `published`: a far-future date would overflow when shown in a local zone."""
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+"""The years `published` may be written in: a far-future date would overflow when shown in a
+local zone. The year is checked as written, before conversion to UTC, so that the range is one
+pattern of the published schema (`YEAR_PATTERN`)."""
+YEAR_PATTERN = r"^(19|2[0-9])[0-9]{2}-"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _BAD_ID_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
@@ -69,16 +72,21 @@ IsoDateTime = Annotated[datetime, BeforeValidator(iso_only), AfterValidator(as_u
 """An ISO 8601 date-time (never a number of seconds), in UTC; without zone it is UTC."""
 
 
-def _in_range(moment: datetime) -> datetime:
-    if not EARLIEST <= moment <= LATEST:
-        raise ValueError(
-            f"must be between {EARLIEST.date().isoformat()} and {LATEST.isoformat()} (UTC)"
-        )
+def _year_in_range(moment: datetime) -> datetime:
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"the year must be between {FIRST_YEAR} and {LAST_YEAR}")
     return moment
 
 
-Published = Annotated[IsoDateTime, AfterValidator(_in_range)]
-"""A publication time: an ISO 8601 date-time between `EARLIEST` and `LATEST`, in UTC."""
+Published = Annotated[
+    datetime,
+    BeforeValidator(iso_only),
+    AfterValidator(_year_in_range),
+    AfterValidator(as_utc),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": YEAR_PATTERN}),
+]
+"""A publication time: an ISO 8601 date-time written with a year from `FIRST_YEAR` to
+`LAST_YEAR`, in UTC."""
 
 
 def id_problem(value: str) -> str | None:

@@ -4,6 +4,7 @@ a copy of the sample index and the real model."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -55,6 +56,28 @@ def test_published_outside_its_range_is_refused_naming_the_field(
     assert client.get("/articles/far-future").status_code == 404
     r = client.post("/related", json={**TEXT, "published": published})
     assert "published" in _error(r, 422)
+
+
+@pytest.mark.parametrize(
+    "published",
+    [
+        "1900-01-01T00:00:00+01:00",
+        "2999-12-31T23:59:59-10:00",
+        "0642-07-05T20:50:09Z",
+        "3000-01-01",
+    ],
+)
+def test_the_schema_states_the_range_the_validator_applies(
+    client: TestClient, published: str
+) -> None:
+    """The OpenAPI schema of `POST /related` holds the year pattern, and a value is accepted
+    exactly when it matches: a schema-valid request is never refused (schemathesis' ST202)."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["TextQuery"]
+    pattern = next(
+        alt["pattern"] for alt in schema["properties"]["published"]["anyOf"] if "pattern" in alt
+    )
+    r = client.post("/related", json={**TEXT, "published": published})
+    assert r.status_code == (200 if re.match(pattern, published) else 422), r.text
 
 
 def test_the_box_shows_a_date_at_the_calendars_end_in_utc() -> None:
