@@ -9,7 +9,9 @@ Judgements (qrels) are `query_id  doc_id  grade` TSV files, or a filled pool CSV
 Grades: 3 = the same story, 2 = the same event, 1 = related (same collection), 0 = not related.
 An optional fourth column, `happening`, names the specific happening a grade-2 item reports
 (`story_rubric.md`: two reports of one happening share a label; grade 3 is `A`, the query's own
-happening; `-` or empty: none), so the box's metrics count copies of one happening once.
+happening; `-` or empty: none), so the box's metrics count copies of one happening once. A
+label `@DOC_ID` is the label the same query's judged article DOC_ID holds in the files read
+before: a supplement names an earlier happening by one of its reports, not by its label.
 Several files merge in order, a later file's row replacing an earlier one's for the same pair
 (grade and happening), so a judged pool is a supplement to the qrels it was made from.
 """
@@ -134,6 +136,16 @@ def happenings_of(qrels: Qrels) -> tuple[Happenings, set[str]]:
     return {}, set()
 
 
+def _earlier_label(where: str, qrels: Judgements, query_id: str, doc_id: str) -> str:
+    label = qrels.happenings.get(query_id, {}).get(doc_id)
+    if label is None:
+        raise ValueError(
+            f"{where}: field 'happening' refers to @{doc_id}, which holds no happening label "
+            f"for query {query_id} in the files read before"
+        )
+    return label
+
+
 def _read_qrels_file(path: Path, qrels: Judgements) -> None:
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
     header = _header(path, delimiter)
@@ -153,6 +165,8 @@ def _read_qrels_file(path: Path, qrels: Judgements) -> None:
         query_id, doc_id = row["query_id"], row["doc_id"]
         qrels.setdefault(query_id, {})[doc_id] = grade
         label = (row.get("happening") or "").strip() if labelled else ""
+        if label.startswith("@"):
+            label = _earlier_label(f"{path}:{line}", qrels, query_id, label[1:])
         if grade >= 2 and label not in NO_HAPPENING:
             qrels.happenings.setdefault(query_id, {})[doc_id] = label
         else:
