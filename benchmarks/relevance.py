@@ -49,6 +49,8 @@ METHODS: tuple[Method, ...] = ("dense", "tfidf", "bm25", "pipeline", "stored")
 BASELINE_NDCG = 0.876
 TOLERANCE = 0.005
 STORIES = "dev_stories.tsv"
+JUDGEMENTS = Path(__file__).parent / "judgements"
+"""The project's own judged pools of the ruler's unjudged items (ids, grades, happenings)."""
 RULER_METRICS = (*metrics.RULER,)
 COST_ARTICLES = 300
 COST_TARGET_MS = 3.0
@@ -60,6 +62,11 @@ RANKED_RECALL10 = 0.904
 
 def _rounded(scores: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}
+
+
+def additions() -> list[Path]:
+    """The judged pools that supplement the story ruler, in the order they are read."""
+    return sorted(JUDGEMENTS.glob("*.tsv"))
 
 
 def _ruler(lists: dict[str, Run], stories: Qrels, queries: list[str]) -> dict[str, dict[str, Any]]:
@@ -107,43 +114,49 @@ def _learned(
     engine: Engine,
     qrels_path: Path,
     heuristic: Judgements,
-    stories: Judgements,
+    rulers: dict[str, Judgements],
     queries: list[str],
     hand: dict[str, Run],
 ) -> dict[str, Any]:
-    """The learned ranking and grouping, cross-validated, against the hand fusion."""
+    """The learned ranking and grouping, cross-validated, against the hand fusion, on each
+    ruler (the file alone, then with the judged pools); the targets on the last one."""
     from recommender.ranking.training import train
 
     merged = load_qrels(qrels_path, ctx.data.with_name(STORIES))
     model = ctx.scratch / "ranker"
     related = engine.sync().related
     card, ranked, box = train(related, merged, heuristic, queries, model, "benchmark")
+    stories = next(iter(rulers.values()))
     ruled = [q for q in queries if q in stories.ruled]
     box_hand = {q: hand["stored"][q] for q in ruled if q in hand["stored"]}
     ranked_hand = {q: hand["pipeline"][q] for q in ruled if q in hand["pipeline"]}
-    story_compare = [
-        *compare(
-            {"box (hand)": box_hand, "box (learned + grouping, out of fold)": box},
-            stories,
-            ruled,
-            metric_names=RULER_METRICS,
-        ),
-        *compare(
-            {"ranked (hand)": ranked_hand, "ranked (learned, out of fold)": ranked},
-            stories,
-            ruled,
-            metric_names=RULER_METRICS,
-        ),
-    ]
+    story_compare: dict[str, list[dict[str, Any]]] = {}
+    learned_rulers: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, ruler in rulers.items():
+        story_compare[name] = [
+            *compare(
+                {"box (hand)": box_hand, "box (learned + grouping, out of fold)": box},
+                ruler,
+                ruled,
+                metric_names=RULER_METRICS,
+            ),
+            *compare(
+                {"ranked (hand)": ranked_hand, "ranked (learned, out of fold)": ranked},
+                ruler,
+                ruled,
+                metric_names=RULER_METRICS,
+            ),
+        ]
+        learned_rulers[name] = _ruler(
+            {"box (learned + grouping)": box, "ranked (learned)": ranked}, ruler, ruled
+        )
     heuristic_compare = compare(
         {"pipeline (hand)": hand["pipeline"], "pipeline (learned, out of fold)": ranked},
         heuristic,
         queries,
         metric_names=("ndcg@10", "recall@10", "recall@5"),
     )
-    learned_ruler = _ruler(
-        {"box (learned + grouping)": box, "ranked (learned)": ranked}, stories, ruled
-    )
+    learned_ruler = list(learned_rulers.values())[-1]
     learned_heuristic = _rounded(metrics.evaluate(doc_ids(ranked), heuristic, queries))
     ids = [q for q in queries if q in related.mirror.slot_of][:COST_ARTICLES]
     cost = _cost(related, model, ids, ctx.settings.max_k)
@@ -165,9 +178,10 @@ def _learned(
         cost["extra_ms_p50"] <= COST_TARGET_MS
     )
     return {
-        "ruler": learned_ruler,
+        "rulers": learned_rulers,
+        "targets_ruler": list(rulers)[-1],
         "heuristic": learned_heuristic,
-        "compare_ruler": story_compare,
+        "compare_rulers": story_compare,
         "compare_heuristic": heuristic_compare,
         "card": {k: card[k] for k in ("out_of_fold", "copy_rule", "per_fold", "queries")},
         "cost": cost,
@@ -200,12 +214,15 @@ def run(ctx: RunContext) -> dict[str, Any]:
                 k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()
             }
         if stories_path.is_file():
-            stories = load_qrels(stories_path)
-            ruled = [q for q in queries if q in stories.ruled]
+            rulers = {STORIES: load_qrels(stories_path)}
+            if additions():
+                names = " + ".join(f"judgements/{p.name}" for p in additions())
+                rulers[f"{STORIES} + {names}"] = load_qrels(stories_path, *additions())
+            ruled = [q for q in queries if q in rulers[STORIES].ruled]
             story = {
                 "file": STORIES,
-                "methods": _ruler(lists, stories, ruled),
-                "learned": _learned(ctx, engine, files[1], qrels, stories, queries, lists),
+                "methods": {name: _ruler(lists, r, ruled) for name, r in rulers.items()},
+                "learned": _learned(ctx, engine, files[1], qrels, rulers, queries, lists),
             }
     finally:
         engine.close()

@@ -367,28 +367,35 @@ RULER_COLUMNS = (
 )
 
 
+def _compared(c: Doc) -> str:
+    return (
+        f"- {c['run']} vs {c['baseline']}, {c['metric']}: {c['value']:.4f} vs "
+        f"{c['baseline_value']:.4f} ({c['delta']:+.4f}, p={c['p_value']:.4f}"
+        f"{', significant' if c['significant'] else ''}; {c['improved']} better, "
+        f"{c['worse']} worse)"
+    )
+
+
 def _story_ruler(story: Doc) -> list[str]:
     learned = story["learned"]
     head = "| list | " + " | ".join(n for _, n in RULER_COLUMNS) + " |"
-    lines = [
-        "",
-        f"Story ruler ({story['file']}; `stored` is the box: the stored lists' top 5; learned "
-        "lists are out of fold, 5 folds by query):",
-        "",
-        head,
-        "| --- |" + " ---: |" * len(RULER_COLUMNS),
-    ]
-    rows = story["methods"] | learned["ruler"]
-    for name, m in rows.items():
-        lines.append(f"| {name} | " + " | ".join(str(m[k]) for k, _ in RULER_COLUMNS) + " |")
-    lines += ["", "Paired randomization tests (difference to the hand fusion's list, p):", ""]
-    for c in [*learned["compare_ruler"], *learned["compare_heuristic"]]:
-        lines.append(
-            f"- {c['run']} vs {c['baseline']}, {c['metric']}: {c['value']:.4f} vs "
-            f"{c['baseline_value']:.4f} ({c['delta']:+.4f}, p={c['p_value']:.4f}"
-            f"{', significant' if c['significant'] else ''}; {c['improved']} better, "
-            f"{c['worse']} worse)"
-        )
+    lines: list[str] = []
+    for ruler, methods in story["methods"].items():
+        target = " (the targets' ruler)" if ruler == learned["targets_ruler"] else ""
+        lines += [
+            "",
+            f"Story ruler {ruler}{target}; `stored` is the box: the stored lists' top 5; learned "
+            "lists are out of fold, 5 folds by query:",
+            "",
+            head,
+            "| --- |" + " ---: |" * len(RULER_COLUMNS),
+        ]
+        for name, m in (methods | learned["rulers"][ruler]).items():
+            lines.append(f"| {name} | " + " | ".join(str(m[k]) for k, _ in RULER_COLUMNS) + " |")
+        lines += ["", f"Paired randomization tests on {ruler} (difference to the hand fusion):", ""]
+        lines += [_compared(c) for c in learned["compare_rulers"][ruler]]
+    lines += ["", "On the heuristic qrels:", ""]
+    lines += [_compared(c) for c in learned["compare_heuristic"]]
     h = learned["heuristic"]
     oof = learned["card"]["out_of_fold"]
     rule = learned["card"]["copy_rule"]
