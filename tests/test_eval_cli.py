@@ -96,6 +96,10 @@ def test_eval_errors_name_the_problem(env: Path, sample_index: Path) -> None:
     r = runner.invoke(app, [*args[:2], "--input", str(env / "a.txt"), *args[4:]])
     assert r.exit_code == 1 and f"{env / 'a.txt'}: unknown input format '.txt'" in r.output
     assert isinstance(r.exception, SystemExit)
+    report = ["eval", "report", "--run", str(run), "--qrels", str(QRELS), "-o", str(env / "r.html")]
+    r = runner.invoke(app, [*report, "--input", str(env / "a.txt")])
+    assert r.exit_code == 1 and f"{env / 'a.txt'}: unknown input format '.txt'" in r.output
+    assert isinstance(r.exception, SystemExit) and not (env / "r.html").exists()
 
 
 def _manifest(index: Path) -> str:

@@ -68,7 +68,7 @@ def _option_type(annotation: Any) -> Any:
     strings, anything else (dates) as a string that the model parses as the API does."""
     if get_origin(annotation) in (Union, UnionType):
         [annotation] = [a for a in get_args(annotation) if a is not NoneType]
-    if annotation in (int, float, str) or get_origin(annotation) is Literal:
+    if annotation in (bool, int, float, str) or get_origin(annotation) is Literal:
         return annotation
     return list[str] if get_origin(annotation) is list else str
 
@@ -124,8 +124,9 @@ def model_options(
                 built = model(**{k: v for k, v in given.items() if v is not None})
             except ValidationError as exc:
                 first = exc.errors()[0]
-                flag = f"--{str(first['loc'][0]).replace('_', '-')}"
-                raise typer.BadParameter(first["msg"], param_hint=f"'{flag}'") from None
+                message = str(first["msg"]).removeprefix("Value error, ")
+                flag = f"'--{str(first['loc'][0]).replace('_', '-')}'" if first["loc"] else None
+                raise typer.BadParameter(message, param_hint=flag) from None
             command(**kwargs, **{target: built})
 
         run.__name__, run.__doc__ = command.__name__, command.__doc__
