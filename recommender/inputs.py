@@ -63,12 +63,17 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
 
 
 def _read_csv(path: Path) -> Iterator[Row]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    # bytes that are not UTF-8 come through as surrogates: their row is refused, not the file
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
         start = 2
         for row in reader:
             lineno, start = start, reader.line_num + 1
             raw = ",".join(v or "" for v in row.values() if isinstance(v, str))
+            readable = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            if readable != raw:
+                yield lineno, Reject(str(path), lineno, "not valid UTF-8 text", readable)
+                continue
             if None in row:
                 yield lineno, Reject(str(path), lineno, "more values than header fields", raw)
                 continue

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from recommender.articles import Article
-from recommender.cli import sample_corpus
 from recommender.config import DEFAULT_MODEL, Settings
 from recommender.embedding.backends import SentenceTransformerBackend
 from recommender.embedding.cache import EmbeddingCache
@@ -18,6 +17,7 @@ from recommender.embedding.modelbuild import build_model
 from recommender.engine import Engine
 from recommender.indexing import build_index
 from recommender.inputs import read_articles
+from recommender.sample import sample_corpus
 
 # The suite's fixtures encode at the reference's 512 tokens (the `encoder` fixture, the model
 # id it records); every process the suite starts inherits the same budget and so the same id.

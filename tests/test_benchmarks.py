@@ -22,8 +22,8 @@ from benchmarks.profile import QUICK
 from benchmarks.runner import BENCHMARKS, run_suite
 from benchmarks.soak import memory_summary, write_schedule
 from recommender.articles import Article
-from recommender.cli import sample_corpus
 from recommender.config import Settings
+from recommender.sample import sample_corpus
 
 ARTICLES = 40
 

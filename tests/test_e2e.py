@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from recommender.cli import sample_corpus
 from recommender.engine import RETIRE_SECONDS
+from recommender.sample import sample_corpus
 from tests.conftest import SAMPLE_QRELS
 from tests.server import build_command, running_server, start_server, stop
 

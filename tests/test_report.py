@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from recommender.cli import app, sample_corpus
+from recommender.cli import app
+from recommender.sample import sample_corpus
 
 runner = CliRunner()
 SAMPLE = sample_corpus()
