@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 from recommender.api import ops, reads, writes
 from recommender.api.box import box_router
 from recommender.api.state import State
-from recommender.articles import Article
+from recommender.articles import MAX_ID_LENGTH, Article, id_pattern
 from recommender.config import Settings
 from recommender.serving import install
 from recommender.serving.errors import error_response
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(writes.router)
     app.include_router(box_router(state))
     app.add_exception_handler(StoreFull, _store_full)
-    _add_article_schema(app)
+    _complete_schema(app)
     install(app, state.settings, state)
     return app
 
@@ -58,8 +58,10 @@ async def _store_full(request: Request, exc: Exception) -> Response:
     return error_response(507, str(exc))
 
 
-def _add_article_schema(app: FastAPI) -> None:
-    """Publish the `Article` input schema the bulk endpoint's body refers to."""
+def _complete_schema(app: FastAPI) -> None:
+    """What the routes cannot declare: the `Article` input schema the bulk endpoint's body
+    refers to, and the rule of a written id (`id_pattern`, built from the Unicode tables when
+    the schema is first asked for) on `PUT /articles/{article_id}`."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -68,6 +70,9 @@ def _add_article_schema(app: FastAPI) -> None:
             schema.setdefault("components", {}).setdefault("schemas", {})["Article"] = (
                 Article.model_json_schema()
             )
+            for param in schema["paths"]["/articles/{article_id}"]["put"]["parameters"]:
+                if param["name"] == "article_id":
+                    param["schema"] |= {"maxLength": MAX_ID_LENGTH, "pattern": id_pattern()}
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -50,12 +50,13 @@ def json_content(request: Request) -> None:
     content_type_in(request, (JSON,))
 
 
-def content_type_in(request: Request, allowed: tuple[str, ...]) -> None:
+def content_type_in(request: Request, allowed: tuple[str, ...]) -> str:
+    """The body's media type, when it is one of `allowed`; 415 otherwise."""
     mime = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if mime in allowed or (
         JSON in allowed and mime.startswith("application/") and mime.endswith("+json")
     ):
-        return
+        return mime
     given = f"'{mime}' is not accepted here" if mime else "missing"
     raise HTTPException(
         status_code=415, detail=f"Content-Type: {given}, send {' or '.join(allowed)}"
@@ -73,24 +74,27 @@ def _parse_json(data: bytes, where: str) -> Any:
 
 
 async def json_items(request: Request, limit: int) -> list[Any]:
-    """A bulk body: a JSON array, or NDJSON (one object a line; an error names its line). (Its
-    size is limited before it is read, by `recommender.serving.limits`.)"""
-    content_type_in(request, (JSON, NDJSON))
+    """A bulk body: a JSON array, or NDJSON when its Content-Type says so (one object a line;
+    an error names its line). Its size is limited before it is read (`serving.limits`)."""
+    mime = content_type_in(request, (JSON, NDJSON))
     raw = await request.body()
     if not raw.strip():
         raise HTTPException(
             status_code=422, detail="body: required, a JSON array or NDJSON of articles"
         )
-    if raw.lstrip().startswith(b"["):
-        items = _parse_json(raw, "")
-    else:
+    if mime == NDJSON:
         items = [
             _parse_json(line, f"line {n}: ")
             for n, line in enumerate(raw.splitlines(), start=1)
             if line.strip()
         ]
+    else:
+        items = _parse_json(raw, "")
     if not isinstance(items, list):
-        raise HTTPException(status_code=422, detail="body: expected a JSON array or NDJSON")
+        raise HTTPException(
+            status_code=422,
+            detail=f"body: expected a JSON array of articles (NDJSON is sent as {NDJSON})",
+        )
     if len(items) > limit:
         raise HTTPException(
             status_code=413, detail=f"body: {len(items)} articles, at most {limit} per request"
