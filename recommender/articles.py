@@ -112,10 +112,12 @@ def _bad_in_id(c: str) -> bool:
 
 def _class_without(excluded: Callable[[str], bool]) -> str:
     """A regex class of every character but the `excluded` ones: BMP ones as `\\uXXXX`, others
-    as themselves (read alike by Python's `re` and ECMA-262 with the `u` flag)."""
+    as themselves (read alike by Python's `re` and ECMA-262 with the `u` flag). Surrogates are
+    not named (Rust's regex, which validators use, refuses them): a URL or JSON text cannot
+    hold one alone."""
     ranges: list[tuple[int, int]] = []
     for cp in range(0x110000):
-        if excluded(chr(cp)):
+        if excluded(chr(cp)) and not 0xD800 <= cp <= 0xDFFF:
             if ranges and ranges[-1][1] == cp - 1:
                 ranges[-1] = (ranges[-1][0], cp)
             else:

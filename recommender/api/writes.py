@@ -18,7 +18,13 @@ from recommender.serving import encode_queue
 from recommender.serving.encodequeue import EncodeQueue
 from recommender.serving.errors import error_responses
 
-BULK_ITEMS = {"type": "array", "items": {"$ref": "#/components/schemas/Article"}}
+BULK_ITEMS = {
+    "type": "array",
+    "items": {
+        "description": "An article (the `Article` schema), each checked on its own: one that is "
+        "not is reported `rejected` with the reason, and the others are written"
+    },
+}
 WRITE_ERRORS = error_responses(401, 403, 503, 507)
 
 router = APIRouter(tags=["write"], dependencies=[Depends(require_writer)])
