@@ -60,8 +60,8 @@ async def _store_full(request: Request, exc: Exception) -> Response:
 
 def _complete_schema(app: FastAPI) -> None:
     """What the routes cannot declare: the `Article` input schema the bulk endpoint's items
-    are checked against, and the rule of a written id (`id_pattern`, built from the Unicode tables when
-    the schema is first asked for) on `PUT /articles/{article_id}`."""
+    are checked against, and the rule of a written id (`id_pattern`, built from the Unicode
+    tables when the schema is first asked for) on `PUT /articles/{article_id}`."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
