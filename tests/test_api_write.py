@@ -44,6 +44,22 @@ def test_writes_need_a_key(sample_index: Path, settings_factory, sample_articles
         assert c.get("/articles/a1001/related").status_code == 200
 
 
+def test_the_schema_names_the_key_on_every_write_and_only_there(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    scheme = schema["components"]["securitySchemes"]["WriteKey"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    writes = 0
+    for path, operations in schema["paths"].items():
+        for method, op in operations.items():
+            if "write" in op.get("tags", []):
+                writes += 1
+                assert op["security"] == [{"WriteKey": []}], (method, path)
+                assert {"401", "403"} <= set(op["responses"])
+            else:
+                assert "security" not in op, (method, path)
+    assert writes == 4
+
+
 def _listed_in(client: TestClient, articles: list[Article], article_id: str) -> list[str]:
     return [
         a.id
@@ -109,7 +125,7 @@ def test_bulk_upsert_reports_each_item_and_keeps_the_valid(
     r = client.post("/articles", content=huge, headers=AUTH | {"content-type": "application/json"})
     assert r.status_code == 413 and "body too large" in r.json()["error"]
     r = client.post("/articles", content=b"{nope", headers=AUTH | {"content-type": JSON})
-    assert r.status_code == 422 and "invalid JSON" in r.json()["error"]
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
     r = client.request("DELETE", "/articles", json={"ids": ["bulk-0", "nope"]}, headers=AUTH)
     assert [x["status"] for x in r.json()["results"]] == ["deleted", "not_found"]
 

@@ -18,7 +18,17 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from recommender.api import create_app
-from recommender.articles import MAX_BODY, MAX_TITLE, Article
+from recommender.articles import (
+    MAX_BODY,
+    MAX_ID_LENGTH,
+    MAX_NAME,
+    MAX_TITLE,
+    YEAR_PATTERN,
+    Article,
+    id_pattern,
+    id_problem,
+)
+from recommender.text.clean import TEXT_PATTERN
 from recommender.web.render import bulgarian_date
 
 KEY = "rules-key"
@@ -140,6 +150,38 @@ def test_an_id_is_never_rewritten_a_bad_one_is_refused(
     assert client.get("/articles/ab").status_code == 404
 
 
+def test_the_schema_states_the_id_rule_the_server_applies(client: TestClient) -> None:
+    """An id with an unassigned character (U+8CE2D) was valid by the schema and refused by
+    the server (schemathesis' ST202); the rule is now one pattern, stated on the PUT."""
+    put = client.get("/openapi.json").json()["paths"]["/articles/{article_id}"]["put"]
+    (param,) = put["parameters"]
+    assert param["schema"]["pattern"] == id_pattern()
+    assert param["schema"]["maxLength"] == MAX_ID_LENGTH
+    for value in [
+        "a1001",
+        "Ж-17",
+        "a b",
+        "...",
+        "n\U0008ce2d",
+        "\ue000",
+        ".",
+        "..",
+        "a/b",
+        " a",
+        "a ",
+        "a\n",
+        "\ufffd",
+        "a\u200bb",
+        "\U000e0001",
+        "a\u2028",
+        "a\x00",
+    ]:
+        assert bool(re.search(param["schema"]["pattern"], value)) is (id_problem(value) is None)
+    r = client.put("/articles/n%F2%8C%B8%AD", json=TEXT, headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert client.get("/articles/n\U0008ce2d").status_code == 200
+
+
 def test_a_bulk_id_that_is_a_boolean_is_rejected(client: TestClient) -> None:
     r = client.post("/articles", json=[{**TEXT, "id": True}, {**TEXT, "id": 17}], headers=AUTH)
     first, second = r.json()["results"]
@@ -215,6 +257,90 @@ def test_a_body_without_a_json_content_type_is_415(client: TestClient) -> None:
         headers=AUTH | {"content-type": "application/json; charset=utf-8"},
     )
     assert r.status_code == 200 and r.json()["status"] == "unchanged"
+
+
+def _body_operations(client: TestClient) -> list[tuple[str, str]]:
+    """(method, path) of every operation whose schema takes a body, path ids filled in."""
+    paths = client.get("/openapi.json").json()["paths"]
+    return [
+        (method.upper(), path.replace("{article_id}", "malformed"))
+        for path, operations in paths.items()
+        for method, op in operations.items()
+        if "requestBody" in op
+    ]
+
+
+def test_a_body_that_is_not_json_is_400_on_every_endpoint_that_takes_one(
+    client: TestClient,
+) -> None:
+    operations = _body_operations(client)
+    assert len(operations) == 4  # POST /related, PUT /articles/{id}, POST and DELETE /articles
+    for method, path in operations:
+        for bad in (b"{nope", b'{"title": "x",}', b"\xff\xfe"):
+            r = client.request(method, path, content=bad, headers=AUTH | JSON)
+            assert "not valid JSON" in _error(r, 400), (method, path, bad)
+    assert client.get("/articles/malformed").status_code == 404
+
+
+def test_a_bulk_without_a_body_is_refused_as_the_schema_says(client: TestClient) -> None:
+    """`POST /articles` with no body answered 200 `{"results": []}`; its body is required."""
+    op = client.get("/openapi.json").json()["paths"]["/articles"]["post"]
+    assert op["requestBody"]["required"] is True
+    for headers in (JSON, {"content-type": "application/x-ndjson"}):
+        r = client.post("/articles", content=b"", headers=AUTH | headers)
+        assert "body: required" in _error(r, 422)
+    assert client.post("/articles", json=[], headers=AUTH).json() == {"results": [], "counts": {}}
+    r = client.post("/articles", json={"id": "one", **TEXT}, headers=AUTH)
+    assert "expected a JSON array" in _error(r, 422)
+
+
+# --- what the schema says is what the server does --------------------------------------------
+
+
+def test_the_text_pattern_reads_alike_in_python_and_ecma(client: TestClient) -> None:
+    """`\\w` is Unicode in Python and ASCII in ECMA-262: a Cyrillic-only title was valid for
+    the server and invalid for a strict client. The pattern is now explicit ranges only."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["TextQuery"]
+    patterns = {b["properties"][f]["pattern"] for b in schema["anyOf"] for f in b["properties"]}
+    (pattern,) = patterns
+    assert not re.search(r"\\[wWdDsSbB]", pattern)
+    for title, ok in [
+        ("Нов мост", True),
+        ("Ъ", True),
+        ("Ελλάδα", True),
+        ("Zürich", True),
+        ("2027", True),
+        ("_", False),
+        ("„…“ — !", False),
+        ("\u00a0\u200b", False),
+    ]:
+        assert bool(re.search(pattern, title)) is ok, title
+        r = client.post("/related", json={"title": title, "k": 1})
+        assert r.status_code == (200 if ok else 422), (title, r.text)
+
+
+def test_article_in_states_the_rules_the_server_applies(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    article = schemas["ArticleIn"]
+    title = article["properties"]["title"]
+    assert (title["minLength"], title["maxLength"]) == (1, MAX_TITLE)
+    assert title["pattern"] == TEXT_PATTERN
+    assert article["properties"]["body"]["maxLength"] == MAX_BODY
+    assert {tuple(b["required"]) for b in article["anyOf"]} == {("lead",), ("body",)}
+    published = [p for p in article["properties"]["published"]["anyOf"] if "pattern" in p]
+    assert {p["pattern"] for p in published} == {YEAR_PATTERN}
+    assert {p["format"] for p in published} == {"date-time", "date"}
+    for body, field in [
+        ({**TEXT, "title": ""}, "title"),
+        ({**TEXT, "title": "!!"}, "title"),
+        ({"title": "Заглавие", "body": "...", "lead": "—"}, "body"),
+        ({**TEXT, "published": ""}, "published"),
+        ({**TEXT, "tags": ["т" * (MAX_NAME + 1)]}, "tags"),
+    ]:
+        r = client.put("/articles/rules", json=body, headers=AUTH)
+        assert field in _error(r, 422), body
+    r = client.put("/articles/rules", json={**TEXT, "title": "З" * MAX_TITLE}, headers=AUTH)
+    assert r.status_code == 201, r.text
 
 
 # --- methods and paths -----------------------------------------------------------------------

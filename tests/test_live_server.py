@@ -109,8 +109,9 @@ def test_concurrent_text_queries_are_answered_or_told_to_retry(live: tuple[str, 
 def test_schemathesis_finds_nothing(live: tuple[str, Path], tmp_path: Path, phases: str) -> None:
     """All checks, positive and negative data, every phase (the stateful one, over the
     schema's links, in a run of its own: in one run with the others schemathesis 4.32 fails a
-    health check it was told to suppress): no 5xx, no response off its schema, no undocumented
-    status, no schema-valid request refused and no invalid one accepted."""
+    health check it was told to suppress), with the write key, so the writes are fuzzed too:
+    no 5xx, no response off its schema, no undocumented status, no schema-valid request
+    refused and no invalid one accepted."""
     st = shutil.which("schemathesis")
     assert st is not None
     run = subprocess.run(
@@ -127,6 +128,8 @@ def test_schemathesis_finds_nothing(live: tuple[str, Path], tmp_path: Path, phas
             "--max-examples",
             str(SCHEMATHESIS_EXAMPLES),
             "--generation-deterministic",
+            "--header",
+            f"Authorization: Bearer {WRITE_KEY}",
             "--suppress-health-check",
             "data_too_large,filter_too_much,too_slow,large_base_example",
             "--request-timeout",

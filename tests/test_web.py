@@ -169,6 +169,19 @@ def test_demo_article_page_has_the_article_and_a_placeholder_no_inline_script(
     assert client.get("/demo/articles/no-such-id").status_code == 404
 
 
+@pytest.mark.parametrize("name", ["related.js", "related.css", "demo.css"])
+def test_a_static_file_answers_304_to_its_own_etag(client: TestClient, name: str) -> None:
+    first = client.get(f"/static/{name}")
+    assert first.status_code == 200 and first.content
+    again = client.get(f"/static/{name}", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == first.headers["etag"]
+    assert (
+        again.headers["cache-control"] == first.headers["cache-control"] == "public, max-age=3600"
+    )
+    assert client.get(f"/static/{name}", headers={"If-None-Match": '"x"'}).status_code == 200
+
+
 def test_demo_index_lists_the_latest_articles(
     client: TestClient, sample_articles: list[Article]
 ) -> None:

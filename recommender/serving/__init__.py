@@ -2,8 +2,9 @@
 documentation, request size limits (413/414), CORS for the site's origins, security headers,
 Prometheus metrics, JSON access logs, self-hosted API docs and the encoder's bounded queue.
 
-Middleware order, outermost first: access log, metrics, security headers, CORS, size limits,
-HEAD as GET; so a refused request is still logged and counted, and carries the same headers.
+Middleware order, outermost first: observe (metrics and access log), security headers, CORS,
+size limits, HEAD as GET; so a refused request is still counted and logged, and carries the same
+headers. (The `/metrics` route itself is the API's, in `recommender.api.ops`.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from recommender.config import Settings
-from recommender.serving.accesslog import AccessLog, configure_access_log
+from recommender.serving.accesslog import configure_access_log
 from recommender.serving.cors import install_cors
 from recommender.serving.docs import add_docs
 from recommender.serving.encodequeue import EncodeQueue
@@ -21,7 +22,8 @@ from recommender.serving.errors import document_errors, install_error_handlers
 from recommender.serving.head import HeadAsGet
 from recommender.serving.headers import SecurityHeaders
 from recommender.serving.limits import SizeLimits
-from recommender.serving.metrics import Metrics, MetricsMiddleware, Served, add_metrics_route
+from recommender.serving.metrics import Metrics, Served
+from recommender.serving.observe import Observe
 
 # uvicorn must pass a long request line on to SizeLimits (to answer 414) instead of
 # dropping the connection at h11's 16 KiB default; beyond this uvicorn answers 400 itself.
@@ -35,7 +37,6 @@ def install(app: FastAPI, settings: Settings, served: Served) -> None:
     app.state.metrics = metrics
     app.state.encode_queue = EncodeQueue(settings.encode_queue_depth, metrics)
     install_error_handlers(app)
-    add_metrics_route(app, metrics)
     add_docs(app)
     document_errors(app)
     app.add_middleware(HeadAsGet)
@@ -47,10 +48,9 @@ def install(app: FastAPI, settings: Settings, served: Served) -> None:
     )
     install_cors(app, settings)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.access_log:
         configure_access_log()
-        app.add_middleware(AccessLog)
+    app.add_middleware(Observe, metrics=metrics, access_log=settings.access_log)
 
 
 def encode_queue(request: Request) -> EncodeQueue:

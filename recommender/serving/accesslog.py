@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from datetime import UTC, datetime
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from recommender.serving.metrics import route_of
 
@@ -48,45 +48,18 @@ def configure_access_log() -> None:
     log.propagate = False
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-class AccessLog:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status, size = 500, 0
-
-        async def observe(message: Message) -> None:
-            nonlocal status, size
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            client = scope.get("client")
-            fields = {
-                "method": scope["method"],
-                "path": scope["path"],
-                "query": bytes(scope.get("query_string", b"")).decode("latin-1"),
-                "route": route_of(scope),
-                "status": status,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                "bytes": size,
-                "client": client[0] if client else None,
-                "user_agent": _header(scope, b"user-agent"),
-            }
-            log.info("request", extra={"fields": fields})
+def log_request(scope: Scope, status: int, seconds: float, size: int) -> None:
+    """The access-log line of one answered request."""
+    client = scope.get("client")
+    fields = {
+        "method": scope["method"],
+        "path": scope["path"],
+        "query": bytes(scope.get("query_string", b"")).decode("latin-1"),
+        "route": route_of(scope),
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "bytes": size,
+        "client": client[0] if client else None,
+        "user_agent": Headers(scope=scope).get("user-agent"),
+    }
+    log.info("request", extra={"fields": fields})

@@ -16,11 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match, Mount
 
 log = logging.getLogger("recommender.serving")
 
 NO_STORE = {"Cache-Control": "no-store"}
+METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 
 DESCRIPTIONS = {
     400: "Malformed request: the body is not valid JSON",
@@ -81,13 +82,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
-            if match == Match.FULL:
-                methods |= route.methods
+    """Every method some route serves at this path (Starlette names only the first route's),
+    asked of each route, included routers too, by matching the path with that method."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    methods = {
+        m
+        for m in METHODS
+        if any(r.matches({**request.scope, "method": m})[0] == Match.FULL for r in routes)
+    }
     return sorted(methods - {"HEAD"} if "GET" not in methods else methods)
 
 

@@ -1,11 +1,15 @@
 """Response headers: security headers on every response, the Cache-Control a CDN uses, and
-content ETags with `If-None-Match` handling."""
+conditional answers (`conditional`: a content ETag, 304 for a matching `If-None-Match`), shared
+by the JSON list, the HTML box and the static files."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.config import Settings
@@ -59,3 +63,15 @@ def if_none_match(header: str | None, etag: str) -> bool:
         if tag == "*" or tag.removeprefix("W/") == etag:
             return True
     return False
+
+
+def conditional(
+    request: Request, body: bytes, media_type: str, headers: Mapping[str, str]
+) -> Response:
+    """`body` with its content ETag and `headers` (its Cache-Control, ...); 304 with the same
+    headers and no body when the request's `If-None-Match` names that ETag."""
+    etag = content_etag(body)
+    sent = {"ETag": etag, **headers}
+    if if_none_match(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=sent)
+    return Response(body, media_type=media_type, headers=sent)

@@ -5,6 +5,7 @@ once, or while a chunked body streams in: reading stops at the limit). Bulk writ
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.serving.errors import error_response
@@ -78,10 +79,7 @@ def _too_large(length: int, limit: int) -> str:
 
 def _content_length(scope: Scope) -> int | None:
     """The declared body length (0 when there is none), or None when it is not a number."""
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return max(0, int(value))
-            except ValueError:
-                return None
-    return 0
+    try:
+        return max(0, int(Headers(scope=scope).get("content-length", 0)))
+    except ValueError:
+        return None

@@ -18,12 +18,12 @@ from recommender.articles import Article
 from recommender.config import Settings
 from recommender.ranking.related import ArticleNotFound, RelatedQuery
 from recommender.serving.errors import error_responses
-from recommender.serving.headers import cache_control, content_etag, if_none_match
+from recommender.serving.headers import cache_control, conditional
 from recommender.web.render import Renderer, Story
 
 HTML = "text/html; charset=utf-8"
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
-STATIC_MAX_AGE = 3600
+STATIC_HEADERS = {"Cache-Control": "public, max-age=3600"}
 DEMO_LATEST = 40
 DEMO_BOX_SIZE = 5
 BOX_CSP = "default-src 'none'; style-src 'self'"
@@ -73,29 +73,15 @@ def web_router(source: WebSource, settings: Settings) -> APIRouter:
             raise HTTPException(
                 status_code=404, detail=f"article '{article_id}' is not indexed"
             ) from None
-        body = renderer.box(article_id, items).encode()
-        headers = {
-            "ETag": content_etag(body),
-            "Cache-Control": cache_control(settings),
-            "Content-Security-Policy": BOX_CSP,
-        }
-        if if_none_match(request.headers.get("if-none-match"), headers["ETag"]):
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type=HTML, headers=headers)
+        headers = {"Cache-Control": cache_control(settings), "Content-Security-Policy": BOX_CSP}
+        return conditional(request, renderer.box(article_id, items).encode(), HTML, headers)
 
     @router.get("/static/{name}", include_in_schema=False)
-    def static_file(name: str) -> Response:
+    def static_file(name: str, request: Request) -> Response:
         if name not in static:
             raise HTTPException(status_code=404, detail=f"no static file '{name}'")
         data, media_type = static[name]
-        return Response(
-            data,
-            media_type=media_type,
-            headers={
-                "Cache-Control": f"public, max-age={STATIC_MAX_AGE}",
-                "ETag": content_etag(data),
-            },
-        )
+        return conditional(request, data, media_type, STATIC_HEADERS)
 
     if not settings.demo:
         return router
