@@ -21,7 +21,15 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from recommender.articles import MAX_BODY, MAX_LEAD, MAX_TITLE, Article, Published
+from recommender.articles import (
+    MAX_BODY,
+    MAX_LEAD,
+    MAX_TITLE,
+    TEXT_PATTERN,
+    Article,
+    Published,
+    has_text,
+)
 from recommender.config import Settings
 from recommender.embedding.backends import model_id_for
 from recommender.embedding.encoder import ArticleEncoder
@@ -33,7 +41,6 @@ from recommender.serving.encodequeue import RETRY_AFTER_SECONDS, EncodeQueue, En
 from recommender.serving.errors import ErrorOut, error_response, error_responses
 from recommender.serving.headers import cache_control, content_etag, if_none_match
 from recommender.storage.store import StoreFull
-from recommender.text.clean import TEXT_PATTERN, has_text
 from recommender.web import WebSource, web_router
 
 log = logging.getLogger("recommender.api")

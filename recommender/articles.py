@@ -31,8 +31,6 @@ from pydantic import (
     model_validator,
 )
 
-from recommender.text.clean import has_text
-
 MAX_ID_LENGTH = 200
 MAX_TITLE = 2_000
 MAX_LEAD = 5_000
@@ -47,6 +45,16 @@ pattern of the published schema (`YEAR_PATTERN`)."""
 YEAR_PATTERN = r"^(19|2[0-9])[0-9]{2}-"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _BAD_ID_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+TEXT_PATTERN = r"\w"
+"""What text must contain to count as text: a letter or a digit (so NUL, zero-width and
+no-break spaces, or punctuation alone, do not); also the JSON-schema `pattern` of the API."""
+
+
+def has_text(text: str) -> bool:
+    """`text` holds at least one letter or digit."""
+    return re.search(TEXT_PATTERN, text) is not None
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -389,18 +389,6 @@ class Engine:
                 except _Switched:
                     continue
 
-    def upsert_prepared(self, items: Sequence[Prepared]) -> list[WriteResult]:
-        """Add or replace articles whose vectors and signals are already computed (a replay,
-        a compaction, a distributed build); one transaction."""
-        by_id = {p.article.id: p for p in items}
-        with self._write_lock:
-            while True:
-                self.follow()
-                try:
-                    return self._write(self.sync(), [p.article for p in by_id.values()], by_id, [])
-                except _Switched:
-                    continue
-
     def delete(self, ids: Sequence[str]) -> list[WriteResult]:
         """Unpublish articles (one transaction); unknown ids are reported `not_found`."""
         with self._write_lock:

@@ -23,8 +23,8 @@ from recommender.articles import Article
 from recommender.config import Settings
 from recommender.embedding.encoder import ArticleEncoder
 from recommender.engine import Engine, WriteResult, build_generation, prepare
+from recommender.fsutil import write_atomic
 from recommender.inputs import Reject, read_rows
-from recommender.storage.fsutil import write_atomic
 from recommender.storage.generations import IndexDir, IndexMissing, LogMark
 from recommender.storage.lexical import LexicalConfig
 from recommender.storage.store import Store

@@ -50,16 +50,6 @@ def normalize_text(text: str) -> str:
     return text
 
 
-TEXT_PATTERN = r"\w"
-"""What text must contain to count as text: a letter or a digit (so NUL, zero-width and
-no-break spaces, or punctuation alone, do not); also the JSON-schema `pattern` of the API."""
-
-
-def has_text(text: str) -> bool:
-    """`text` holds at least one letter or digit."""
-    return re.search(TEXT_PATTERN, text) is not None
-
-
 def _key(line: str) -> str:
     return re.sub(r"\W+", " ", line).strip().lower()
 
