@@ -706,7 +706,7 @@ def compact(directory: Path, settings: Settings, progress: bool = True) -> Path:
         raise IndexUnavailable(str(exc)) from None
     try:
         since = store.head()
-        meta = {k: v for k, v in store.meta().items() if k not in ("format_version", "next_slot")}
+        meta = {k: v for k, v in store.meta().items() if k != "next_slot"}
         items = [
             Prepared(article, row.vector, row.terms, row.entities)
             for article, row in store.full_articles()

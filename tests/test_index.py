@@ -9,8 +9,9 @@ import pytest
 from recommender.articles import Article
 from recommender.config import Settings
 from recommender.engine import Engine, IndexUnavailable, Prepared, build_generation
+from recommender.storage import store as store_module
 from recommender.storage.generations import IndexDir
-from recommender.storage.store import FORMAT_VERSION, Store
+from recommender.storage.store import SCHEMA_VERSION, Store
 from recommender.storage.vectors import IndexConfig, VectorIndex
 from recommender.text.entities import Entities
 
@@ -124,11 +125,9 @@ def test_engine_refuses_other_model_old_format_and_missing(tmp_path: Path) -> No
     with pytest.raises(IndexUnavailable, match="built with model 'model-a'"):
         Engine(target, settings, model_id="model-b")
     store = Store(generation / Store.FILENAME)
-    store.db.execute(
-        "UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION - 1),)
-    )
+    store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     store.close()
-    with pytest.raises(IndexUnavailable, match="format version"):
+    with pytest.raises(IndexUnavailable, match="newer than this version"):
         Engine(target, settings)
     with pytest.raises(IndexUnavailable, match="no index at"):
         Engine(tmp_path / "missing", settings)
@@ -176,9 +175,7 @@ def test_rewriting_a_list_finds_its_listed_rows_by_index(tmp_path: Path) -> None
     try:
         plan = " ".join(
             str(row[-1])
-            for row in store.db.execute(
-                "EXPLAIN QUERY PLAN DELETE FROM listed WHERE list = ?", ("a",)
-            )
+            for row in store.db.execute(f"EXPLAIN QUERY PLAN {store_module.DELETE_LISTED}", ("a",))
         )
     finally:
         store.close()
