@@ -17,7 +17,10 @@ other processes committed, so it ranks over the whole index. Lists changed by a 
 A stored list is rewritten only when its items change, so its ETag changes exactly then.
 
 A rebuild (`build_generation`) writes a new generation aside, replays the writes the old one
-took while it was built, and switches under the old one's write lock, so no write is lost.
+took while it was built, and switches under the old one's write lock, so no write is lost. A
+write that finds the generation switched before it committed is retried on the new one, with
+the vectors it already has, at most `WRITE_ATTEMPTS` times; while a new generation cannot be
+loaded, writes are refused (`IndexUnavailable`) and the follower backs off (`FollowState`).
 
 Thread safety: reads may come from any thread. Writes in one process are serialized by a lock,
 and across processes by SQLite. The mirror's own lock keeps readers from seeing a half-applied

@@ -216,7 +216,7 @@ def _check_known(version: int, path: Path) -> None:
         )
 
 
-def migrate(db: sqlite3.Connection, path: Path, new: bool = False) -> int:
+def _migrate(db: sqlite3.Connection, path: Path, new: bool = False) -> int:
     """Apply the migrations the store lacks, in order, in one transaction (other processes
     opening it meanwhile wait, then find it migrated). Returns the store's schema version."""
     version = _user_version(db)
@@ -241,11 +241,11 @@ def migrate(db: sqlite3.Connection, path: Path, new: bool = False) -> int:
     return SCHEMA_VERSION
 
 
-def _insert(db: sqlite3.Connection, table: str, row: dict[str, Any], verb: str) -> None:
-    """`verb` (INSERT, INSERT OR REPLACE...) of one row, by column name."""
+def _put_row(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    """Insert or replace one row, by column name."""
     columns = ", ".join(row)
     values = ", ".join(f":{c}" for c in row)
-    db.execute(f"{verb} INTO {table} ({columns}) VALUES ({values})", row)
+    db.execute(f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({values})", row)
 
 
 def _get_list(db: sqlite3.Connection, article_id: str) -> bytes | None:
@@ -275,7 +275,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
-        migrate(self.db, path)
+        _migrate(self.db, path)
 
     @staticmethod
     def _connect(path: Path, max_bytes: int | None = None) -> sqlite3.Connection:
@@ -296,7 +296,7 @@ class Store:
         """A new, empty store with its meta data."""
         db = cls._connect(path)
         try:
-            migrate(db, path, new=True)
+            _migrate(db, path, new=True)
             rows = {**{k: orjson.dumps(v).decode() for k, v in meta.items()}, "next_slot": "0"}
             db.execute("BEGIN")
             db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows.items())
@@ -484,7 +484,7 @@ class Transaction:
             "entities": orjson.dumps({"counts": entities.counts, "names": entities.names}),
             "seq": seq,
         }
-        _insert(self.db, "articles", row, "INSERT OR REPLACE")
+        _put_row(self.db, "articles", row)
 
     def delete_article(self, article_id: str) -> None:
         self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
@@ -492,7 +492,7 @@ class Transaction:
 
     def put_list(self, article_id: str, items: bytes, item_ids: Iterable[str], seq: int) -> None:
         row = {"id": article_id, "items": items, "seq": seq, "computed_at": now_iso()}
-        _insert(self.db, "lists", row, "INSERT OR REPLACE")
+        _put_row(self.db, "lists", row)
         self.db.execute(DELETE_LISTED, (article_id,))
         self.db.executemany(
             "INSERT OR IGNORE INTO listed (item, list) VALUES (?, ?)",
