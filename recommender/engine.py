@@ -17,7 +17,10 @@ other processes committed, so it ranks over the whole index. Lists changed by a 
 A stored list is rewritten only when its items change, so its ETag changes exactly then.
 
 A rebuild (`build_generation`) writes a new generation aside, replays the writes the old one
-took while it was built, and switches under the old one's write lock, so no write is lost.
+took while it was built, and switches under the old one's write lock, so no write is lost. A
+write that finds the generation switched before it committed is retried on the new one, with
+the vectors it already has, at most `WRITE_ATTEMPTS` times; while a new generation cannot be
+loaded, writes are refused (`IndexUnavailable`) and the follower backs off (`FollowState`).
 
 Thread safety: reads may come from any thread. Writes in one process are serialized by a lock,
 and across processes by SQLite. The mirror's own lock keeps readers from seeing a half-applied
@@ -69,6 +72,10 @@ from recommender.text.entities import Entities, article_entities
 log = logging.getLogger("recommender.engine")
 
 RETIRE_SECONDS = 5.0
+FOLLOW_BACKOFF_CAP_SECONDS = 30.0
+"""While following fails, the follower waits twice as long after each failure, up to this."""
+WRITE_ATTEMPTS = 3
+"""A write that finds the generation switched under it retries on the new one this often."""
 Status = Literal["created", "updated", "unchanged", "deleted", "not_found"]
 
 
@@ -115,6 +122,39 @@ class Generation:
     def close(self) -> None:
         self.store.close()
         self.lease.release()
+
+
+class FollowState:
+    """The follower's state: how long it waits before its next round, and the problem it
+    last reported. It logs once when following starts to fail (or fails another way) and
+    once when it recovers, and backs off exponentially (capped) while it fails."""
+
+    def __init__(self, interval: float, cap: float = FOLLOW_BACKOFF_CAP_SECONDS) -> None:
+        self.interval = interval
+        self.cap = max(cap, interval)
+        self.delay = interval
+        self.problem: str | None = None
+
+    def step(self, round_: Callable[[], None]) -> None:
+        """One round of following; a failure is logged if it is new, and backs off."""
+        try:
+            round_()
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self.problem:
+                log.error(
+                    "following the index failed (retrying with backoff up to %.0f s): %s",
+                    self.cap,
+                    problem,
+                    exc_info=not isinstance(exc, IndexUnavailable),
+                )
+            self.problem = problem
+            self.delay = min(self.delay * 2, self.cap)
+            return
+        if self.problem is not None:
+            log.info("following the index again (it failed with: %s)", self.problem)
+        self.problem = None
+        self.delay = self.interval
 
 
 def _open_generation(path: Path, settings: Settings, index_config: IndexConfig) -> Generation:
@@ -246,18 +286,15 @@ class Engine:
         return len(self.gen.mirror)
 
     def follow(self) -> bool:
-        """Switch to a new current generation if there is one. Returns whether it switched."""
+        """Switch to a new current generation if there is one. Returns whether it switched.
+        Raises `IndexUnavailable` when the new one cannot be loaded (the old one is kept)."""
         version = self.directory.version()
         if self._pinned or version == self._version:
             return False
         with self._switch_lock:
             if version == self._version:
                 return False
-            try:
-                new = self._open_current()
-            except IndexUnavailable as exc:
-                log.error("new generation not loaded, keeping the old one: %s", exc)
-                return False
+            new = self._open_current()
             old, self.gen = self.gen, new
             self._version = version
             log.info("switched to generation %s (%d articles)", new.path.name, len(new.mirror))
@@ -286,18 +323,22 @@ class Engine:
         gen.mirror.catch_up(gen.store)
         return gen
 
+    def poll(self) -> None:
+        """One round of the follower: a new generation, the log, retired generations, the
+        periodic refresh."""
+        self.follow()
+        self.sync()
+        self._close_retired()
+        self._periodic_refresh()
+
     def start_following(self) -> None:
-        """A background thread that follows generations and the log, and refreshes lists."""
+        """A background thread that follows generations and the log, and refreshes lists,
+        every `follow_seconds`; while that fails, at growing intervals (`FollowState`)."""
+        state = FollowState(self.settings.follow_seconds)
 
         def loop() -> None:
-            while not self._stop.wait(self.settings.follow_seconds):
-                try:
-                    self.follow()
-                    self.sync()
-                    self._close_retired()
-                    self._periodic_refresh()
-                except Exception:
-                    log.exception("following the index failed; retrying")
+            while not self._stop.wait(state.delay):
+                state.step(self.poll)
 
         self._follower = threading.Thread(target=loop, name="index-follower", daemon=True)
         self._follower.start()
@@ -370,46 +411,49 @@ class Engine:
         vectors = self.encoder.encode_articles(articles)
         return prepare(articles, vectors, _lexical_config(gen.meta))
 
-    def upsert(self, articles: Sequence[Article]) -> list[WriteResult]:
-        """Add or replace articles (one transaction); unchanged ones are not re-encoded."""
-        by_id = {a.id: a for a in articles}
+    def _writing(self, attempt: Callable[[Generation], list[WriteResult]]) -> list[WriteResult]:
+        """`attempt` on the current generation, again on the new one when a rebuild switched
+        generations before it committed: at most `WRITE_ATTEMPTS` times."""
         with self._write_lock:
-            while True:
+            for _ in range(WRITE_ATTEMPTS):
                 self.follow()
-                gen = self.sync()
-                stored = gen.store.stored(list(by_id))
-                changed = [
-                    a
-                    for a in by_id.values()
-                    if a.id not in stored or stored[a.id].content_hash != a.content_hash()
-                ]
-                prepared = {p.article.id: p for p in self._prepare(changed, gen)}
                 try:
-                    return self._write(gen, list(by_id.values()), prepared, [])
+                    return attempt(self.sync())
                 except _Switched:
                     continue
+        raise IndexUnavailable(
+            f"index {self.directory.path}: the generation was switched {WRITE_ATTEMPTS} times "
+            "during one write (rebuilds in a row?); nothing was written, try again"
+        )
 
-    def upsert_prepared(self, items: Sequence[Prepared]) -> list[WriteResult]:
-        """Add or replace articles whose vectors and signals are already computed (a replay,
-        a compaction, a distributed build); one transaction."""
-        by_id = {p.article.id: p for p in items}
-        with self._write_lock:
-            while True:
-                self.follow()
-                try:
-                    return self._write(self.sync(), [p.article for p in by_id.values()], by_id, [])
-                except _Switched:
-                    continue
+    def upsert(self, articles: Sequence[Article]) -> list[WriteResult]:
+        """Add or replace articles (one transaction); unchanged ones are not re-encoded, and
+        a retry on a new generation reuses the encoding when it encodes the same way."""
+        by_id = {a.id: a for a in articles}
+        prepared: dict[str, Prepared] = {}
+        encoded_for: dict[str, Any] = {}  # the meta of the generation `prepared` was made for
+
+        def attempt(gen: Generation) -> list[WriteResult]:
+            nonlocal encoded_for
+            if not _same_encoding(encoded_for, gen.meta):
+                prepared.clear()
+            encoded_for = gen.meta
+            stored = gen.store.stored(list(by_id))
+            changed = [
+                a
+                for a in by_id.values()
+                if a.id not in prepared
+                and (a.id not in stored or stored[a.id].content_hash != a.content_hash())
+            ]
+            prepared.update((p.article.id, p) for p in self._prepare(changed, gen))
+            return self._write(gen, list(by_id.values()), prepared, [])
+
+        return self._writing(attempt)
 
     def delete(self, ids: Sequence[str]) -> list[WriteResult]:
         """Unpublish articles (one transaction); unknown ids are reported `not_found`."""
-        with self._write_lock:
-            while True:
-                self.follow()
-                try:
-                    return self._write(self.sync(), [], {}, list(dict.fromkeys(ids)))
-                except _Switched:
-                    continue
+        unique = list(dict.fromkeys(ids))
+        return self._writing(lambda gen: self._write(gen, [], {}, unique))
 
     def _write(
         self,
@@ -448,6 +492,8 @@ class Engine:
                         results.append(WriteResult(article_id, "deleted", seq))
                     if written or removed:
                         self._materialize(tx, gen, written, removed)
+            except _Switched:
+                raise  # found before the mirror was touched
             except StoreFull as exc:
                 self.write_error = f"{datetime.now(UTC).isoformat()}: {exc}"
                 self._reload_mirror(gen)
@@ -718,7 +764,7 @@ def compact(directory: Path, settings: Settings, progress: bool = True) -> Path:
         raise IndexUnavailable(str(exc)) from None
     try:
         since = store.head()
-        meta = {k: v for k, v in store.meta().items() if k not in ("format_version", "next_slot")}
+        meta = {k: v for k, v in store.meta().items() if k != "next_slot"}
         items = [
             Prepared(article, row.vector, row.terms, row.entities)
             for article, row in store.full_articles()

@@ -23,8 +23,8 @@ from recommender.articles import Article
 from recommender.config import Settings
 from recommender.embedding.encoder import ArticleEncoder
 from recommender.engine import Engine, WriteResult, build_generation, prepare
+from recommender.fsutil import write_atomic
 from recommender.inputs import Reject, read_rows
-from recommender.storage.fsutil import write_atomic
 from recommender.storage.generations import IndexDir, IndexMissing, LogMark
 from recommender.storage.lexical import LexicalConfig
 from recommender.storage.store import Store
@@ -167,16 +167,8 @@ def build_index(
     else:
         vectors = encode(articles)
     t2 = time.perf_counter()
-    lexical = LexicalConfig()
-    report.generation = build_generation(
-        index_dir,
-        prepare(articles, vectors, lexical),
-        index_meta(encoder, lexical),
-        settings,
-        config,
-        progress=progress,
-        since=since,
-        encoder=encoder,
+    report.generation = _new_generation(
+        index_dir, articles, vectors, encoder, settings, config, progress, since
     )
     t3 = time.perf_counter()
     report.indexed = len(articles)
@@ -216,8 +208,26 @@ def rebuild_index(
         articles = [article for article, _ in store.full_articles()]
     finally:
         store.close()
-    lexical = LexicalConfig()
     vectors = encoder.encode_articles(articles, progress=progress)
+    return _new_generation(
+        index_dir, articles, vectors, encoder, settings, config, progress, since, before_switch
+    )
+
+
+def _new_generation(
+    index_dir: Path,
+    articles: list[Article],
+    vectors: np.ndarray,
+    encoder: ArticleEncoder,
+    settings: Settings,
+    config: IndexConfig | None,
+    progress: bool,
+    since: LogMark | None,
+    before_switch: Callable[[], None] | None = None,
+) -> Path:
+    """A new generation of these articles and their vectors (by `encoder`), with the default
+    lexical settings; made current (see `build_generation`)."""
+    lexical = LexicalConfig()
     return build_generation(
         index_dir,
         prepare(articles, vectors, lexical),

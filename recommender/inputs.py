@@ -7,7 +7,6 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -35,10 +34,6 @@ def validation_reason(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_article(data: Any) -> Article:
-    return Article.model_validate(data)
-
-
 Row = tuple[int, "Article | Reject"]
 
 
@@ -57,7 +52,7 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
                 yield lineno, Reject(str(path), lineno, "expected a JSON object", text)
                 continue
             try:
-                yield lineno, parse_article(data)
+                yield lineno, Article.model_validate(data)
             except ValidationError as exc:
                 yield lineno, Reject(str(path), lineno, validation_reason(exc), text)
 
@@ -78,7 +73,7 @@ def _read_csv(path: Path) -> Iterator[Row]:
                 yield lineno, Reject(str(path), lineno, "more values than header fields", raw)
                 continue
             try:
-                yield lineno, parse_article({k: v for k, v in row.items() if v != ""})
+                yield lineno, Article.model_validate({k: v for k, v in row.items() if v != ""})
             except ValidationError as exc:
                 yield lineno, Reject(str(path), lineno, validation_reason(exc), raw)
 

@@ -122,6 +122,38 @@ def test_unchanged_is_not_rewritten_and_a_metadata_fix_is_not_reencoded(
     assert engine.upsert([corrected])[0].status == "updated" and encoded == ["a1003"]
 
 
+def test_a_write_a_rebuild_switches_under_goes_to_the_new_generation_encoded_once(
+    engine: Engine,
+    settings: Settings,
+    sample_articles: list[Article],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebuild (same model) switches generations while a write is encoding: the write is
+    retried on the new generation with the vectors it has, and lands there."""
+    assert engine.encoder is not None
+    real = engine.encoder.encode_articles
+    lexical = LexicalConfig()
+    served = [a for a in sample_articles if a.id != NEW]
+    items = prepare(served, real(served), lexical)
+    meta = index_meta(engine.encoder, lexical)
+    encoded: list[str] = []
+    rebuilt: list[Path] = []
+
+    def encode_while_a_rebuild_switches(articles, progress=False):  # type: ignore[no-untyped-def]
+        encoded.extend(a.id for a in articles)
+        if not rebuilt:
+            rebuilt.append(build_generation(settings.index_dir, items, meta, settings, False))
+        return real(articles, progress)
+
+    monkeypatch.setattr(engine.encoder, "encode_articles", encode_while_a_rebuild_switches)
+    old = engine.gen.path
+    (result,) = engine.upsert([_by_id(sample_articles, NEW)])
+    assert result.status == "created" and encoded == [NEW]
+    assert rebuilt and engine.gen.path == rebuilt[0] != old
+    assert NEW in engine.gen.mirror and engine.gen.store.head() == result.seq
+    assert all(NEW in _stored_ids(engine, older) for older in OLDER)
+
+
 def test_unpublish_leaves_every_list_and_lists_are_refilled(engine: Engine) -> None:
     holders = [a for a in engine.gen.mirror.slot_of if "a1003" in _stored_ids(engine, a)]
     assert len(holders) >= 2

@@ -25,7 +25,7 @@ from recommender.articles import (
 )
 from recommender.engine import WriteResult
 from recommender.ranking.related import RelatedQuery
-from recommender.text.clean import TEXT_PATTERN, has_text
+from recommender.articles import TEXT_PATTERN, has_text
 
 TEXT_FIELDS = ("title", "lead", "body")
 

@@ -16,8 +16,8 @@ import orjson
 
 from recommender.articles import Article
 from recommender.embedding.encoder import ArticleEncoder, article_text
+from recommender.fsutil import write_atomic
 from recommender.inputs import Reject, read_rows
-from recommender.storage.fsutil import write_atomic
 
 
 @dataclass

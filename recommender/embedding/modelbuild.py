@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from recommender.embedding.e5file import E5File, read_e5_file
-from recommender.storage.fsutil import replace_dir, staging_dir
+from recommender.fsutil import replace_dir, staging_dir
 
 SOURCE_FILE = "e5-small-q4.bin"
 PROMPTS = {"query": "query: ", "passage": "passage: ", "document": "passage: "}

@@ -56,6 +56,3 @@ class EncodeQueue:
     def _gauge(self) -> None:
         if self.metrics:
             self.metrics.encode_waiting.set(self.pending)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from recommender.storage.fsutil import fsync_dir, fsync_tree, write_atomic
+from recommender.fsutil import fsync_dir, fsync_tree, write_atomic
 from recommender.storage.store import Store, StoreError
 
 POINTER = "CURRENT"
@@ -114,9 +114,6 @@ class IndexDir:
         if not self.path.is_dir():
             return []
         return sorted(p for p in self.path.iterdir() if _GENERATION.match(p.name))
-
-    def lease(self, generation: Path) -> Lease:
-        return Lease(generation)
 
     @contextmanager
     def staging(self) -> Iterator[Path]:

@@ -1,7 +1,7 @@
 """The store: one SQLite file per generation, the source of truth and the log.
 
 Tables:
-    meta      model id, dimension, encoder and index settings, format version, created time
+    meta      model id, dimension, encoder and index settings, created time, next slot
     articles  every field the website renders, the body, the content hash, and the derived
               signals written with it: the vector, the term counts, the named entities, and
               the article's slot (its position in the in-memory arrays and its FAISS id; a new
@@ -15,6 +15,12 @@ Every accepted write is one transaction (`Store.transaction`): the article, its 
 change row and the lists it changes commit together, or not at all. The database runs in WAL
 mode with `synchronous=FULL`, so a committed write survives a killed process (and a power
 cut), and readers in other processes never wait for a writer. Connections are per thread.
+
+The schema is versioned by numbered migrations (`MIGRATIONS`, SQLite's `PRAGMA user_version`
+counts those applied): opening a store applies the ones it lacks, in order, in one transaction,
+so a change to the schema is a new migration at the end, never a rebuild. A store written
+before migrations existed (`format_version` 3 in its meta, `user_version` 0) is at migration 1.
+A store with a migration this code does not know (written by a newer version) is refused.
 """
 
 from __future__ import annotations
@@ -34,11 +40,12 @@ import orjson
 from recommender.articles import Article
 from recommender.text.entities import Entities
 
-FORMAT_VERSION = 3
 BUSY_TIMEOUT_MS = 60_000
 Op = Literal["upsert", "delete"]
 
-_SCHEMA = """
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the schema of format version 3, the last one before migrations (kept verbatim)
+    """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE articles (
     id TEXT PRIMARY KEY,
@@ -78,12 +85,24 @@ CREATE TABLE listed (
 ) WITHOUT ROWID;
 CREATE INDEX listed_by_list ON listed (list);
 CREATE INDEX lists_computed ON lists (computed_at);
-"""
+""",
+    # 2: the schema's version is `user_version`; the meta row that held it goes
+    """
+DELETE FROM meta WHERE key = 'format_version';
+""",
+)
+"""The store's schema, one SQL script a migration; append a migration, never edit one."""
+SCHEMA_VERSION = len(MIGRATIONS)
+PRE_MIGRATIONS_FORMAT = 3
+"""The last format version of the stores written before migrations: they are at migration 1."""
+DELETE_LISTED = "DELETE FROM listed WHERE list = ?"
+"""Forgets the items of a list: every write runs it for every list it stores (by an index)."""
 _STORY = "slot, id, url, title, lead, published, section, tags, source"
+_SIGNALS = "vector, terms, entities, content_hash"
 
 
 class StoreError(RuntimeError):
-    """A store that cannot be used (missing, another format version)."""
+    """A store that cannot be used (missing, not a store, an unknown schema version)."""
 
 
 class StoreFull(StoreError):
@@ -153,6 +172,95 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script, one by one (`executescript` would commit first)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+
+
+def _user_version(db: sqlite3.Connection) -> int:
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def _unmigrated_version(db: sqlite3.Connection, path: Path, new: bool) -> int:
+    """The migration a store without `user_version` is at: 0 for a new, empty file; 1 for a
+    store of the last format before migrations; any other is refused."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables and new:
+        return 0
+    if "meta" not in tables:
+        raise StoreError(f"{path} is not a store (no meta table)")
+    row = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+    if row is None or int(row[0]) != PRE_MIGRATIONS_FORMAT:
+        raise StoreError(
+            f"store {path} has format version {row[0] if row else None}, from before "
+            f"{PRE_MIGRATIONS_FORMAT}; this version reads it no more. Rebuild the index with "
+            "`recommender index build`"
+        )
+    # added while format 3 was current: the stores built before it lack it
+    db.execute("CREATE INDEX IF NOT EXISTS lists_computed ON lists (computed_at)")
+    return 1
+
+
+def _check_known(version: int, path: Path) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"store {path} has schema version {version}, newer than this version of the "
+            f"recommender knows ({SCHEMA_VERSION}): it was written by a newer release. Run "
+            "that release, or rebuild the index with this one (`recommender index build`)"
+        )
+
+
+def _migrate(db: sqlite3.Connection, path: Path, new: bool = False) -> int:
+    """Apply the migrations the store lacks, in order, in one transaction (other processes
+    opening it meanwhile wait, then find it migrated). Returns the store's schema version."""
+    version = _user_version(db)
+    _check_known(version, path)
+    if version == SCHEMA_VERSION:
+        return version
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = _user_version(db)
+        _check_known(version, path)
+        if version == 0:
+            version = _unmigrated_version(db, path, new)
+        for script in MIGRATIONS[version:]:
+            for statement in _statements(script):
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION
+
+
+def _put_row(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    """Insert or replace one row, by column name."""
+    columns = ", ".join(row)
+    values = ", ".join(f":{c}" for c in row)
+    db.execute(f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({values})", row)
+
+
+def _get_list(db: sqlite3.Connection, article_id: str) -> bytes | None:
+    row = db.execute("SELECT items FROM lists WHERE id = ?", (article_id,)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def _rows_in(db: sqlite3.Connection, query: str, ids: Sequence[str]) -> Iterator[sqlite3.Row]:
+    """The rows of `query` (its `{ids}`: a list of placeholders) for these ids, in chunks of
+    500 (SQLite caps the parameters of one statement)."""
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        yield from db.execute(query.format(ids=",".join("?" * len(chunk))), chunk)
+
+
 class Store:
     """Access to one store file; one SQLite connection per thread."""
 
@@ -167,14 +275,7 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
-        version = self.meta().get("format_version")
-        if version != FORMAT_VERSION:
-            raise StoreError(
-                f"store {path} has format version {version}; this version reads "
-                f"{FORMAT_VERSION}. Rebuild the index with `recommender index build`"
-            )
-        # added within format 3: stores built before it get it on first open
-        self.db.execute("CREATE INDEX IF NOT EXISTS lists_computed ON lists (computed_at)")
+        _migrate(self.db, path)
 
     @staticmethod
     def _connect(path: Path, max_bytes: int | None = None) -> sqlite3.Connection:
@@ -195,13 +296,10 @@ class Store:
         """A new, empty store with its meta data."""
         db = cls._connect(path)
         try:
-            db.executescript(_SCHEMA)
+            _migrate(db, path, new=True)
+            rows = {**{k: orjson.dumps(v).decode() for k, v in meta.items()}, "next_slot": "0"}
             db.execute("BEGIN")
-            db.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [(k, orjson.dumps(v).decode()) for k, v in meta.items()]
-                + [("format_version", str(FORMAT_VERSION)), ("next_slot", "0")],
-            )
+            db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows.items())
             db.execute("COMMIT")
         finally:
             db.close()
@@ -240,10 +338,6 @@ class Store:
         (seq,) = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
         return int(seq)
 
-    def count(self) -> int:
-        (n,) = self.db.execute("SELECT COUNT(*) FROM articles").fetchone()
-        return int(n)
-
     def changes_since(self, seq: int) -> list[Change]:
         return [
             Change(int(r["seq"]), r["op"], r["id"])
@@ -254,32 +348,20 @@ class Store:
 
     def all_articles(self) -> Iterator[StoredArticle]:
         """Every article with its signals, by slot."""
-        for row in self.db.execute(
-            f"SELECT {_STORY}, vector, terms, entities, content_hash FROM articles ORDER BY slot"
-        ):
+        for row in self.db.execute(f"SELECT {_STORY}, {_SIGNALS} FROM articles ORDER BY slot"):
             yield _stored(row)
 
     def full_articles(self) -> Iterator[tuple[Article, StoredArticle]]:
         """Every article with its body and its signals, by slot (for a compaction)."""
         for row in self.db.execute(
-            f"SELECT {_STORY}, body, vector, terms, entities, content_hash FROM articles "
-            "ORDER BY slot"
+            f"SELECT {_STORY}, body, {_SIGNALS} FROM articles ORDER BY slot"
         ):
             yield _story(row, row["body"]), _stored(row)
 
     def stored(self, ids: Sequence[str]) -> dict[str, StoredArticle]:
         """The current rows of these ids (absent ids are left out)."""
-        found: dict[str, StoredArticle] = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(
-                f"SELECT {_STORY}, vector, terms, entities, content_hash FROM articles "
-                f"WHERE id IN ({marks})",
-                chunk,
-            ):
-                found[row["id"]] = _stored(row)
-        return found
+        query = f"SELECT {_STORY}, {_SIGNALS} FROM articles WHERE id IN ({{ids}})"
+        return {row["id"]: _stored(row) for row in _rows_in(self.db, query, ids)}
 
     def get(self, article_id: str) -> Article | None:
         """The stored article with its body."""
@@ -293,8 +375,7 @@ class Store:
 
     def get_list(self, article_id: str) -> bytes | None:
         """The materialized related list (JSON array of items) of an article, if it has one."""
-        row = self.db.execute("SELECT items FROM lists WHERE id = ?", (article_id,)).fetchone()
-        return bytes(row[0]) if row else None
+        return _get_list(self.db, article_id)
 
     def oldest_lists(self, limit: int) -> list[str]:
         """Ids of the lists computed longest ago, for the periodic refresh."""
@@ -385,40 +466,37 @@ class Transaction:
         entities: Entities,
         seq: int,
     ) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                article.id,
-                slot,
-                article.url,
-                article.title,
-                article.lead,
-                article.body,
-                article.published.isoformat() if article.published else None,
-                _utc(article.published),
-                article.section,
-                orjson.dumps(article.tags).decode(),
-                article.source,
-                article.content_hash(),
-                np.asarray(vector, dtype=np.float32).tobytes(),
-                orjson.dumps(terms),
-                orjson.dumps({"counts": entities.counts, "names": entities.names}),
-                seq,
-            ),
-        )
+        row = {
+            "id": article.id,
+            "slot": slot,
+            "url": article.url,
+            "title": article.title,
+            "lead": article.lead,
+            "body": article.body,
+            "published": article.published.isoformat() if article.published else None,
+            "published_utc": _utc(article.published),
+            "section": article.section,
+            "tags": orjson.dumps(article.tags).decode(),
+            "source": article.source,
+            "content_hash": article.content_hash(),
+            "vector": np.asarray(vector, dtype=np.float32).tobytes(),
+            "terms": orjson.dumps(terms),
+            "entities": orjson.dumps({"counts": entities.counts, "names": entities.names}),
+            "seq": seq,
+        }
+        _put_row(self.db, "articles", row)
 
     def delete_article(self, article_id: str) -> None:
         self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
         self.drop_list(article_id)
 
     def put_list(self, article_id: str, items: bytes, item_ids: Iterable[str], seq: int) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO lists VALUES (?, ?, ?, ?)",
-            (article_id, items, seq, now_iso()),
-        )
-        self.db.execute("DELETE FROM listed WHERE list = ?", (article_id,))
+        row = {"id": article_id, "items": items, "seq": seq, "computed_at": now_iso()}
+        _put_row(self.db, "lists", row)
+        self.db.execute(DELETE_LISTED, (article_id,))
         self.db.executemany(
-            "INSERT OR IGNORE INTO listed VALUES (?, ?)", [(i, article_id) for i in item_ids]
+            "INSERT OR IGNORE INTO listed (item, list) VALUES (?, ?)",
+            [(i, article_id) for i in item_ids],
         )
 
     def touch_list(self, article_id: str) -> None:
@@ -427,19 +505,11 @@ class Transaction:
 
     def drop_list(self, article_id: str) -> None:
         self.db.execute("DELETE FROM lists WHERE id = ?", (article_id,))
-        self.db.execute("DELETE FROM listed WHERE list = ?", (article_id,))
+        self.db.execute(DELETE_LISTED, (article_id,))
 
     def lists_holding(self, item_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(item_ids), 500):
-            chunk = list(item_ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0]
-                for r in self.db.execute(f"SELECT list FROM listed WHERE item IN ({marks})", chunk)
-            )
-        return found
+        query = "SELECT list FROM listed WHERE item IN ({ids})"
+        return {r[0] for r in _rows_in(self.db, query, item_ids)}
 
     def get_list(self, article_id: str) -> bytes | None:
-        row = self.db.execute("SELECT items FROM lists WHERE id = ?", (article_id,)).fetchone()
-        return bytes(row[0]) if row else None
+        return _get_list(self.db, article_id)

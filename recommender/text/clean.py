@@ -50,22 +50,6 @@ def normalize_text(text: str) -> str:
     return text
 
 
-TEXT_PATTERN = (
-    r"[0-9A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F"  # ASCII digits, Latin letters
-    r"\u0386\u0388-\u03FF"  # Greek
-    r"\u0400-\u0481\u048A-\u052F]"  # Cyrillic
-)
-"""What text must contain to count as text: an ASCII digit or a letter of the Latin, Greek or
-Cyrillic alphabets (so NUL, zero-width and no-break spaces, or punctuation alone, do not).
-Also the JSON-schema `pattern` of the API, so it is written as explicit ranges, which Python's
-`re` and ECMA-262 regexes read alike (ECMA's `\\w` is ASCII only: Cyrillic would not match)."""
-
-
-def has_text(text: str) -> bool:
-    """`text` holds at least one letter or digit."""
-    return re.search(TEXT_PATTERN, text) is not None
-
-
 def _key(line: str) -> str:
     return re.sub(r"\W+", " ", line).strip().lower()
 
