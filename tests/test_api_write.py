@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from recommender.api import create_app
 from recommender.articles import Article
+from recommender.storage.generations import IndexDir
 
 KEY = "s3cret-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -201,3 +202,28 @@ def test_a_full_store_answers_507_and_reads_go_on(
         assert c.get(f"/articles/{refused_id}/related").status_code == 404
         for article_id in [*acked, sample_articles[1].id]:
             assert c.get(f"/articles/{article_id}/related").status_code == 200
+
+
+def test_a_write_while_a_damaged_generation_is_current_is_503_and_reads_go_on(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """A rebuild switched to a generation whose store is damaged: a write is refused with 503
+    and Retry-After (never a 500), nothing is written, reads answer from the served one."""
+    index = IndexDir(tmp_path / "idx")
+    served = index.current()
+    damaged = served.with_name("gen-999999")
+    shutil.copytree(served, damaged)
+    store = damaged / "store.sqlite"
+    size = store.stat().st_size
+    with store.open("r+b") as fh:
+        for offset in range(4096, size, 4 * 4096):
+            fh.seek(offset)
+            fh.write(bytes(4096))
+    index.switch(damaged)
+    r = client.put("/articles/new-1", json={"title": "Ново", "body": "Текст."}, headers=AUTH)
+    assert r.status_code == 503, r.text
+    assert set(r.json()) == {"error"} and r.headers["Retry-After"]
+    assert client.get("/articles/a1001/related").status_code == 200
+    assert client.get("/articles/new-1").status_code == 404
+    metrics = client.get("/metrics").text
+    assert 'recommender_writes_refused_total{reason="index_unavailable"} 1.0' in metrics

@@ -23,12 +23,12 @@ from recommender.articles import (
     MAX_ID_LENGTH,
     MAX_NAME,
     MAX_TITLE,
+    TEXT_PATTERN,
     YEAR_PATTERN,
     Article,
     id_pattern,
     id_problem,
 )
-from recommender.text.clean import TEXT_PATTERN
 from recommender.web.render import bulgarian_date
 
 KEY = "rules-key"

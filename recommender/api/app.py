@@ -15,7 +15,9 @@ from recommender.api.box import box_router
 from recommender.api.state import State
 from recommender.articles import MAX_ID_LENGTH, Article, id_pattern
 from recommender.config import Settings
+from recommender.engine import IndexUnavailable
 from recommender.serving import install
+from recommender.serving.encodequeue import RETRY_AFTER_SECONDS
 from recommender.serving.errors import error_response
 from recommender.storage.store import StoreFull
 
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(writes.router)
     app.include_router(box_router(state))
     app.add_exception_handler(StoreFull, _store_full)
+    app.add_exception_handler(IndexUnavailable, _index_unavailable)
     _complete_schema(app)
     install(app, state.settings, state)
     return app
@@ -56,6 +59,16 @@ async def _store_full(request: Request, exc: Exception) -> Response:
     log.error("write refused: %s", exc)
     request.app.state.metrics.writes_refused.labels("store_full").inc()
     return error_response(507, str(exc))
+
+
+async def _index_unavailable(request: Request, exc: Exception) -> Response:
+    """A write while the index cannot be followed (a damaged new generation, a switch that
+    kept interrupting it): nothing was written; the reads go on from the served generation."""
+    log.error("write refused: %s", exc)
+    request.app.state.metrics.writes_refused.labels("index_unavailable").inc()
+    response = error_response(503, str(exc))
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _complete_schema(app: FastAPI) -> None:

@@ -19,13 +19,14 @@ from recommender.articles import (
     MAX_TAGS,
     MAX_TITLE,
     MAX_URL,
+    TEXT_PATTERN,
     YEAR_PATTERN,
     Article,
     Published,
+    has_text,
 )
 from recommender.engine import WriteResult
 from recommender.ranking.related import RelatedQuery
-from recommender.articles import TEXT_PATTERN, has_text
 
 TEXT_FIELDS = ("title", "lead", "body")
 

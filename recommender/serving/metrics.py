@@ -98,7 +98,8 @@ class Metrics:
         )
         self.writes_refused = Counter(
             "recommender_writes_refused",
-            "Writes refused because the store cannot grow (507: disk full or size limit)",
+            "Writes refused: the store cannot grow (507, store_full) or the index cannot be "
+            "followed (503, index_unavailable)",
             ["reason"],
             registry=self.registry,
         )
