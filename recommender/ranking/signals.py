@@ -120,7 +120,9 @@ def freshness_penalty(days: float | None, config: RankingConfig) -> float:
 def freshness_penalties(days: np.ndarray, config: RankingConfig) -> np.ndarray:
     """`freshness_penalty` of each distance (NaN: a missing date)."""
     excess = np.maximum(0.0, np.nan_to_num(days) - config.freshness_window_days)
-    penalty: np.ndarray = 1.0 - np.exp(-excess / max(config.freshness_scale_days, EPSILON))
+    # math.exp, not np.exp: the same last bit as `freshness_penalty` (numpy's exp may differ)
+    decay = [math.exp(x) for x in (-excess / max(config.freshness_scale_days, EPSILON)).tolist()]
+    penalty = 1.0 - np.array(decay, dtype=np.float64)
     penalty[np.isnan(days)] = config.missing_date_penalty
     return penalty
 
