@@ -7,19 +7,29 @@ ladder, dense only, raw relevance, a filter). Ids and order must match exactly, 
 
 After an intended change of the ranking, rewrite it with
 `RECOMMENDER_WRITE_GOLDEN=1 python -m pytest tests/test_ranking_arrays.py` (the test then skips).
+The arrays the ranking keeps per slot follow the mirror's updates (a test below).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from recommender.articles import Article
 from recommender.engine import Engine
-from recommender.ranking.related import RelatedItem, RelatedQuery
+from recommender.ranking.config import RankingConfig
+from recommender.ranking.related import Related, RelatedItem, RelatedQuery
+from recommender.ranking.signals import freshness_penalty
+from recommender.storage.mirror import Mirror
+from recommender.storage.store import Store, StoredArticle
+from recommender.text.entities import Entities
 
+DAY0 = datetime(2024, 5, 10, tzinfo=UTC)
 GOLDEN = Path(__file__).parent / "golden" / "sample_lists.json"
 VARIANT_ARTICLES = 12
 VARIANTS = {
@@ -67,3 +77,38 @@ def test_sample_lists_equal_the_recorded_lists(sample_engine: Engine) -> None:
     for name, by_article in golden["variants"].items():
         for article, want in by_article.items():
             _assert_same(lists["variants"][name][article], want, f"{name} {article}")
+
+
+def _row(slot: int, article_id: str, days: float, vector: tuple[float, ...]) -> StoredArticle:
+    story = Article(
+        id=article_id,
+        title=f"Заглавие {article_id}",
+        body="Текст.",
+        published=DAY0 + timedelta(days=days),
+    )
+    v = np.array(vector, dtype=np.float32)
+    return StoredArticle(slot, story, v / np.linalg.norm(v), {article_id: 1}, Entities(), "")
+
+
+def test_a_changed_date_at_the_same_slot_changes_the_freshness(tmp_path: Path) -> None:
+    """The arrays the ranking keeps per slot follow a metadata update in place."""
+    rows = [
+        _row(0, "q", 0, (1.0, 0.0, 0.0)),
+        _row(1, "near", 1, (0.8, 0.6, 0.0)),
+        _row(2, "far", 1, (0.6, 0.0, 0.8)),
+    ]
+    store = Store.create(tmp_path / Store.FILENAME, {"dim": 3})
+    with store.transaction() as tx:
+        for r in rows:
+            tx.put_article(r.story, tx.take_slot(), r.vector, r.terms, r.entities, 0)
+    mirror = Mirror.load(store, 3)
+    related = Related(mirror, RankingConfig())
+    q = RelatedQuery(k=2, stage="ranked")
+    before = {it.article.id: it.parts["freshness"] for it in related.for_id("q", q)}
+    assert before == {"near": 0.0, "far": 0.0}
+    mirror.add(_row(1, "near", 40, (0.8, 0.6, 0.0)))
+    after = {it.article.id: it.parts["freshness"] for it in related.for_id("q", q)}
+    cfg = RankingConfig()
+    assert after["near"] == pytest.approx(-cfg.freshness_weight * freshness_penalty(40.0, cfg))
+    assert after["far"] == 0.0
+    store.close()
