@@ -16,6 +16,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,7 +46,7 @@ def _record(items: list[RelatedItem]) -> list[list[object]]:
     return [[it.article.id, round(it.score, 6), it.reason] for it in items]
 
 
-def _lists(engine: Engine) -> dict[str, object]:
+def _lists(engine: Engine) -> dict[str, Any]:
     ids = sorted(engine.gen.mirror.slot_of)
     default = RelatedQuery(k=engine.settings.max_k)
     return {
