@@ -139,28 +139,37 @@ def _micros(moment: datetime | None) -> int | None:
 
 
 class _SlotCache:
-    """What the ranking reads of each slot's story as arrays (id, publication time) and its
-    l2-normalized TF-IDF row, kept for the story (or the idf) they were made from. Used under
-    the mirror's lock."""
+    """What the ranking reads of each slot as arrays (id, publication time, entity key ids,
+    which never change at a slot) and its l2-normalized TF-IDF row, kept for the story (or
+    the idf) they were made from. Used under the mirror's lock."""
 
     def __init__(self) -> None:
         self._stories: list[Article | None] = []
         self.ids = np.zeros(0, dtype=object)
         self.micros = np.zeros(0, dtype=np.int64)
         self.dated = np.zeros(0, dtype=bool)
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._key_start = np.zeros(0, dtype=np.int64)
+        self._key_count = np.zeros(0, dtype=np.int64)
         self._idf: np.ndarray | None = None
         self._terms: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def update(self, stories: Sequence[Article | None], slots: Sequence[int]) -> None:
+    def update(self, mirror: Mirror, slots: Sequence[int]) -> None:
         """Refresh the slots whose story changed since they were read."""
+        stories = mirror.stories
         if len(self._stories) < len(stories):
             grow = len(stories) - len(self._stories)
             self._stories.extend([None] * grow)
             self.ids = np.concatenate([self.ids, np.full(grow, None, dtype=object)])
             self.micros = np.concatenate([self.micros, np.zeros(grow, dtype=np.int64)])
             self.dated = np.concatenate([self.dated, np.zeros(grow, dtype=bool)])
+            self._key_start = np.concatenate([self._key_start, np.zeros(grow, dtype=np.int64)])
+            self._key_count = np.concatenate([self._key_count, np.zeros(grow, dtype=np.int64)])
         seen = self._stories
-        for s in [s for s in slots if stories[s] is not seen[s]]:
+        stale = [s for s in slots if stories[s] is not seen[s]]
+        added = [self._keys]
+        offset = len(self._keys)
+        for s in stale:
             story = stories[s]
             assert story is not None, s
             seen[s] = story
@@ -168,6 +177,20 @@ class _SlotCache:
             micros = _micros(story.published)
             self.dated[s] = micros is not None
             self.micros[s] = micros or 0
+            keys = mirror.entity_ids[s]
+            self._key_start[s], self._key_count[s] = offset, len(keys)
+            offset += len(keys)
+            added.append(keys)
+        if stale:
+            self._keys = np.concatenate(added)
+
+    def entity_keys(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The slots' entity key ids concatenated, and how many each slot has."""
+        counts = self._key_count[slots]
+        ends = np.cumsum(counts)
+        positions = np.arange(int(ends[-1]) if len(ends) else 0)
+        positions += np.repeat(self._key_start[slots] - (ends - counts), counts)
+        return self._keys[positions], counts
 
     def days(self, query: Article, slots: np.ndarray) -> np.ndarray:
         """Distance in days of each slot's publication from the query's (NaN: one missing)."""
@@ -239,20 +262,16 @@ class Related:
         slots = np.asarray(slots, dtype=np.int64)
         zeros = np.zeros(len(slots), dtype=np.float64)
         lexical, shared = zeros, None
+        cache = self._cache
         if hybrid:
             lexical_slots, lexical_scores = self._lexical(query, config.pool_size, mask)
             slots = np.union1d(slots, lexical_slots)
             lexical = lexical_scores[slots].astype(np.float64)
-            shared = Overlaps(
-                query.entities,
-                [],
-                m.entity_stats,
-                ids=[m.entity_ids[s] for s in slots.tolist()],
-            )
+        cache.update(m, slots.tolist())
+        if hybrid:
+            shared = Overlaps(query.entities, [], m.entity_stats, flat_ids=cache.entity_keys(slots))
         vectors = m.vectors.vectors[slots]
         dense = (vectors @ query.vector).astype(np.float64)
-        cache = self._cache
-        cache.update(m.stories, slots.tolist())
         with_terms = q.stage == "final"
 
         def candidate(i: int) -> Candidate:

@@ -225,7 +225,8 @@ class Overlaps:
     scores and whether any entity is shared as arrays, the shared names of one article on
     demand (`names`, `overlap`).
 
-    `ids`: the others' key ids in `stats` (what `EntityStats.add` returned), when known.
+    `ids`: the others' key ids in `stats` (what `EntityStats.add` returned), when known;
+    `flat_ids`: the same concatenated, with the number of keys of each article.
     """
 
     def __init__(
@@ -235,10 +236,16 @@ class Overlaps:
         stats: EntityStats | None = None,
         idf_power: float = 2.0,
         ids: Sequence[np.ndarray] | None = None,
+        flat_ids: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         vocabulary = stats if stats is not None else EntityStats()
-        if ids is None:
-            ids = [vocabulary.ids(o) for o in others]
+        if flat_ids is not None:
+            flat, lengths = flat_ids
+        else:
+            if ids is None:
+                ids = [vocabulary.ids(o) for o in others]
+            flat = np.concatenate(ids) if len(ids) else np.zeros(0, dtype=np.int64)
+            lengths = np.array([len(i) for i in ids], dtype=np.int64)
         weights = (
             vocabulary.weights(idf_power) if stats is not None else np.ones(len(vocabulary.keys))
         )
@@ -253,9 +260,8 @@ class Overlaps:
         query_ids = np.fromiter(
             (vocabulary.key_id[k] for k in query.counts if k in vocabulary.key_id), np.int64
         )
-        count = len(ids)
-        flat = np.concatenate(ids) if count else np.zeros(0, dtype=np.int64)
-        row = np.repeat(np.arange(count), [len(i) for i in ids])
+        count = len(lengths)
+        row = np.repeat(np.arange(count), lengths)
         flat_weights = weights[flat]
         in_query = np.zeros(len(weights), dtype=bool)
         in_query[query_ids] = True
