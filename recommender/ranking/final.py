@@ -37,16 +37,18 @@ def _copy_matrix(items: Sequence[Scored], config: RankingConfig) -> np.ndarray:
         indices = [t[0] for t in terms if t is not None]
         weights = [t[1] for t in terms if t is not None]
         indptr = np.concatenate([[0], np.cumsum([len(i) for i in indices])])
-        width = max((int(i.max()) + 1 for i in indices if len(i)), default=1)
-        rows = sp.csr_matrix(
-            (np.concatenate(weights), np.concatenate(indices), indptr), shape=(n, width)
-        )
+        flat = np.concatenate(indices)
+        width = int(flat.max()) + 1 if len(flat) else 1
+        rows = sp.csr_matrix((np.concatenate(weights), flat, indptr), shape=(n, width))
         copies |= (rows @ rows.T).toarray() >= config.same_story_lexical
     return copies
 
 
 def _representative(cluster: list[Scored], config: RankingConfig) -> Scored:
     """The preferred source if any, else the earliest published; it keeps the best score."""
+    best = cluster[0]
+    if len(cluster) == 1:
+        return best
     preferred = {s: i for i, s in enumerate(config.preferred_sources)}
     far_future = datetime.max.replace(tzinfo=UTC)
 
@@ -55,7 +57,6 @@ def _representative(cluster: list[Scored], config: RankingConfig) -> Scored:
         return (preferred.get(a.source or "", len(preferred)), a.published or far_future, a.id)
 
     chosen = min(cluster, key=order)
-    best = cluster[0]
     if chosen is best:
         return best
     return Scored(chosen.candidate, best.score, chosen.parts, best.reason)
@@ -69,17 +70,18 @@ def dedupe(items: Sequence[Scored], config: RankingConfig) -> list[Scored]:
     first (best) story that holds one of its copies.
     """
     kept = [it for it in items if not is_same_story(it.candidate, config)]
-    copies = _copy_matrix(kept, config)
-    story_of = np.full(len(kept), -1)
+    earlier: np.ndarray = np.tril(_copy_matrix(kept, config), -1)
+    joins = set(np.flatnonzero(earlier.any(axis=1)).tolist())
+    story_of: list[int] = []
     clusters: list[list[Scored]] = []
     for i, item in enumerate(kept):
-        homes = story_of[:i][copies[i, :i]]
-        if len(homes):
-            story_of[i] = homes.min()
-            clusters[story_of[i]].append(item)
+        if i in joins:
+            home = min(story_of[j] for j in np.flatnonzero(earlier[i]).tolist())
+            clusters[home].append(item)
         else:
-            story_of[i] = len(clusters)
+            home = len(clusters)
             clusters.append([item])
+        story_of.append(home)
     return [_representative(c, config) for c in clusters]
 
 

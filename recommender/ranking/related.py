@@ -10,7 +10,10 @@ ladder and diversifies. `RelatedQuery` is the one declaration of the per-request
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 import faiss
@@ -18,12 +21,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
-from recommender.articles import MAX_ID_LENGTH, Article, IsoDateTime
+from recommender.articles import MAX_ID_LENGTH, Article, IsoDateTime, as_utc
 from recommender.ranking.config import RankingConfig
 from recommender.ranking.final import final_list
-from recommender.ranking.signals import Candidate, Ranker, Scored
+from recommender.ranking.signals import SECONDS_PER_DAY, Candidate, Pool, Ranker, Scored
+from recommender.storage.lexical import LexicalIndex
 from recommender.storage.mirror import Mirror
-from recommender.text.entities import Entities, Overlap, overlaps
+from recommender.text.entities import Entities, Overlap, Overlaps
 
 MAX_K = 50
 QUERY_ID = "\x00query"
@@ -125,12 +129,96 @@ class Query:
     terms: dict[str, int] | None = None
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(moment: datetime | None) -> int | None:
+    """Microseconds since the epoch, exactly (the day distances of `day_distance`)."""
+    return None if moment is None else (as_utc(moment) - EPOCH) // MICROSECOND
+
+
+class _SlotCache:
+    """What the ranking reads of each slot as arrays (id, publication time, entity key ids,
+    which never change at a slot) and its l2-normalized TF-IDF row, kept for the story (or
+    the idf) they were made from. Used under the mirror's lock."""
+
+    def __init__(self) -> None:
+        self._stories: list[Article | None] = []
+        self.ids = np.zeros(0, dtype=object)
+        self.micros = np.zeros(0, dtype=np.int64)
+        self.dated = np.zeros(0, dtype=bool)
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._key_start = np.zeros(0, dtype=np.int64)
+        self._key_count = np.zeros(0, dtype=np.int64)
+        self._idf: np.ndarray | None = None
+        self._terms: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def update(self, mirror: Mirror, slots: Sequence[int]) -> None:
+        """Refresh the slots whose story changed since they were read."""
+        stories = mirror.stories
+        if len(self._stories) < len(stories):
+            grow = len(stories) - len(self._stories)
+            self._stories.extend([None] * grow)
+            self.ids = np.concatenate([self.ids, np.full(grow, None, dtype=object)])
+            self.micros = np.concatenate([self.micros, np.zeros(grow, dtype=np.int64)])
+            self.dated = np.concatenate([self.dated, np.zeros(grow, dtype=bool)])
+            self._key_start = np.concatenate([self._key_start, np.zeros(grow, dtype=np.int64)])
+            self._key_count = np.concatenate([self._key_count, np.zeros(grow, dtype=np.int64)])
+        seen = self._stories
+        stale = [s for s in slots if stories[s] is not seen[s]]
+        added = [self._keys]
+        offset = len(self._keys)
+        for s in stale:
+            story = stories[s]
+            assert story is not None, s
+            seen[s] = story
+            self.ids[s] = story.id
+            micros = _micros(story.published)
+            self.dated[s] = micros is not None
+            self.micros[s] = micros or 0
+            keys = mirror.entity_ids[s]
+            self._key_start[s], self._key_count[s] = offset, len(keys)
+            offset += len(keys)
+            added.append(keys)
+        if stale:
+            self._keys = np.concatenate(added)
+
+    def entity_keys(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The slots' entity key ids concatenated, and how many each slot has."""
+        counts = self._key_count[slots]
+        ends = np.cumsum(counts)
+        positions = np.arange(int(ends[-1]) if len(ends) else 0)
+        positions += np.repeat(self._key_start[slots] - (ends - counts), counts)
+        return self._keys[positions], counts
+
+    def days(self, query: Article, slots: np.ndarray) -> np.ndarray:
+        """Distance in days of each slot's publication from the query's (NaN: one missing)."""
+        q = _micros(query.published)
+        if q is None:
+            return np.full(len(slots), math.nan)
+        days: np.ndarray = np.abs(self.micros[slots] - q) / 1e6 / SECONDS_PER_DAY
+        days[~self.dated[slots]] = math.nan
+        return days
+
+    def terms(self, lexical: LexicalIndex, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """`LexicalIndex.row_terms` of a slot (a slot's terms never change; the idf does)."""
+        idf = lexical.idf()
+        if idf is not self._idf:
+            self._idf, self._terms = idf, {}
+        row = self._terms.get(slot)
+        if row is None:
+            row = self._terms[slot] = lexical.row_terms(slot)
+        return row
+
+
 class Related:
     """Related stories over a mirror. Each call holds the mirror's lock while it reads it."""
 
     def __init__(self, mirror: Mirror, config: RankingConfig | None = None) -> None:
         self.mirror = mirror
         self.config = config or RankingConfig()
+        self._cache = _SlotCache()
 
     def query_of(self, article_id: str) -> Query:
         m = self.mirror
@@ -159,7 +247,9 @@ class Related:
             slots = slots[np.argpartition(-scores[slots], size - 1)[:size]]
         return slots.astype(np.int64), scores
 
-    def _candidates(self, query: Query, q: RelatedQuery, config: RankingConfig) -> list[Candidate]:
+    def _candidates(self, query: Query, q: RelatedQuery, config: RankingConfig) -> Pool:
+        """The candidates as arrays; their `Candidate`s carry the TF-IDF rows when the final
+        stage will compare their wording."""
         m = self.mirror
         mask = m.allowed(q.section, q.source, q.since, q.until, q.exclude)
         if query.slot is not None:
@@ -169,56 +259,51 @@ class Related:
         # the dense order alone needs no more candidates than the stage that follows keeps
         pool = config.pool_size if hybrid else q.k if q.stage == "ranked" else config.final_pool
         slots, _ = m.vectors.search(query.vector, pool, mask)
-        lexical_scores = None
+        slots = np.asarray(slots, dtype=np.int64)
+        zeros = np.zeros(len(slots), dtype=np.float64)
+        lexical, shared = zeros, None
+        cache = self._cache
         if hybrid:
             lexical_slots, lexical_scores = self._lexical(query, config.pool_size, mask)
             slots = np.union1d(slots, lexical_slots)
-        slot_list = [int(s) for s in slots]
-        vectors = m.vectors.vectors[slot_list]
-        dense = vectors @ query.vector
-        shared = (
-            overlaps(
-                query.entities,
-                [m.entities[s] for s in slot_list],
-                m.entity_stats,
-                ids=[m.entity_ids[s] for s in slot_list],
-            )
-            if hybrid
-            else None
-        )
-        return [
-            Candidate(
+            lexical = lexical_scores[slots].astype(np.float64)
+        cache.update(m, slots.tolist())
+        if hybrid:
+            shared = Overlaps(query.entities, [], m.entity_stats, flat_ids=cache.entity_keys(slots))
+        vectors = m.vectors.vectors[slots]
+        dense = (vectors @ query.vector).astype(np.float64)
+        with_terms = q.stage == "final"
+
+        def candidate(i: int) -> Candidate:
+            s = int(slots[i])
+            return Candidate(
                 article=m.story(s),
                 dense=float(dense[i]),
-                lexical=float(lexical_scores[s]) if lexical_scores is not None else 0.0,
-                entities=shared[i] if shared is not None else NO_OVERLAP,
+                lexical=float(lexical[i]),
+                entities=shared.overlap(i) if shared is not None else NO_OVERLAP,
                 vector=vectors[i],
+                terms=cache.terms(m.lexical, s) if with_terms else None,
             )
-            for i, s in enumerate(slot_list)
-        ]
+
+        return Pool(
+            dense=dense,
+            lexical=lexical,
+            entities=shared.scores if shared is not None else zeros,
+            days=cache.days(query.article, slots),
+            ids=cache.ids[slots],
+            candidate=candidate,
+        )
 
     def ranked(self, query: Query, q: RelatedQuery) -> tuple[list[Scored], list[RelatedItem]]:
         """The ranked candidates and the items the stage asked for keeps."""
         config = q.ranking_config(self.config)
         m = self.mirror
         with m.lock:
-            candidates = self._candidates(query, q, config)
+            pool = self._candidates(query, q, config)
             # the final stage chooses from the best `final_pool` (and a write's reverse updates
             # look at its best `reverse_neighbours`, fewer)
             limit = q.k if q.stage == "ranked" else config.final_pool
-            ranked = Ranker(config).rank(query.article, candidates, limit)
-            if q.stage == "final":
-                # the final stage compares wording among the items it chooses from
-                head = [
-                    replace(
-                        s,
-                        candidate=replace(
-                            s.candidate, terms=m.lexical.row_terms(m.slot_of[s.article.id])
-                        ),
-                    )
-                    for s in ranked[: config.final_pool]
-                ]
-                ranked = head + ranked[config.final_pool :]
+            ranked = Ranker(config).rank_pool(query.article, pool, limit)
         items = ranked[: q.k] if q.stage == "ranked" else final_list(query.article, ranked, config)
         return ranked, [RelatedItem.of(s) for s in items]
 

@@ -28,7 +28,7 @@ best there (nDCG@10 0.890) but buries the sample's weeks-long story threads (rec
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -70,6 +70,37 @@ class Scored:
         return self.candidate.article
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The candidates of one query as arrays over positions (position i: one candidate), and
+    `candidate(i)`, which builds the full `Candidate` of a position for the items kept."""
+
+    dense: np.ndarray
+    lexical: np.ndarray
+    entities: np.ndarray
+    """The entity overlap scores."""
+    days: np.ndarray
+    """Distance in days from the query's publication (NaN: a date is missing)."""
+    ids: np.ndarray
+    """The article ids (object array): they break ties of the score."""
+    candidate: Callable[[int], Candidate]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def of(cls, query: Article, candidates: Sequence[Candidate]) -> Pool:
+        days = [day_distance(query.published, c.article.published) for c in candidates]
+        return cls(
+            dense=np.array([c.dense for c in candidates], dtype=np.float64),
+            lexical=np.array([c.lexical for c in candidates], dtype=np.float64),
+            entities=np.array([c.entities.score for c in candidates], dtype=np.float64),
+            days=np.array([math.nan if d is None else d for d in days], dtype=np.float64),
+            ids=np.array([c.article.id for c in candidates], dtype=object),
+            candidate=candidates.__getitem__,
+        )
+
+
 def day_distance(a: datetime | None, b: datetime | None) -> float | None:
     """Absolute distance in days between two publication times, or None if one is missing; a
     time without zone is UTC."""
@@ -84,6 +115,16 @@ def freshness_penalty(days: float | None, config: RankingConfig) -> float:
         return config.missing_date_penalty
     excess = max(0.0, days - config.freshness_window_days)
     return 1.0 - math.exp(-excess / max(config.freshness_scale_days, EPSILON))
+
+
+def freshness_penalties(days: np.ndarray, config: RankingConfig) -> np.ndarray:
+    """`freshness_penalty` of each distance (NaN: a missing date)."""
+    excess = np.maximum(0.0, np.nan_to_num(days) - config.freshness_window_days)
+    # math.exp, not np.exp: the same last bit as `freshness_penalty` (numpy's exp may differ)
+    decay = [math.exp(x) for x in (-excess / max(config.freshness_scale_days, EPSILON)).tolist()]
+    penalty = 1.0 - np.array(decay, dtype=np.float64)
+    penalty[np.isnan(days)] = config.missing_date_penalty
+    return penalty
 
 
 def is_same_story(candidate: Candidate, config: RankingConfig) -> bool:
@@ -127,43 +168,63 @@ class Ranker:
         """Every candidate except the query itself, best first (the best `limit` only, if
         given: the scores are the same, fewer items are built)."""
         pool = [c for c in candidates if c.article.id != query.id]
-        if not pool:
+        return self.rank_pool(query, Pool.of(query, pool), limit)
+
+    def rank_pool(self, query: Article, pool: Pool, limit: int | None = None) -> list[Scored]:
+        """`rank` over a pool's arrays (the query is not in it): only the best `limit` items'
+        candidates are built."""
+        n = len(pool)
+        if not n:
             return []
         cfg = self.config
-        signals = {
-            "dense": np.array([c.dense for c in pool], dtype=np.float64),
-            "lexical": np.array([c.lexical for c in pool], dtype=np.float64),
-            "entities": np.array([c.entities.score for c in pool], dtype=np.float64),
-        }
+        signals = {"dense": pool.dense, "lexical": pool.lexical, "entities": pool.entities}
         weights = {"dense": cfg.w_dense, "lexical": cfg.w_lexical, "entities": cfg.w_entities}
         fused = sum(
             (w * _normalized(signals[s], cfg.fusion, cfg.rrf_k) for s, w in weights.items() if w),
-            np.zeros(len(pool)),
+            np.zeros(n),
         )
-        days = [day_distance(query.published, c.article.published) for c in pool]
-        penalty = np.array(
-            [
-                0.0 if is_same_story(c, cfg) else freshness_penalty(d, cfg)
-                for c, d in zip(pool, days, strict=True)
-            ]
-        )
+        same = (pool.dense >= cfg.same_story_dense) | (pool.lexical >= cfg.same_story_lexical)
+        penalty = freshness_penalties(pool.days, cfg)
+        penalty[same] = 0.0
         scores = fused - cfg.freshness_weight * penalty
         extra: dict[str, np.ndarray] = {}
+        built: Callable[[int], Candidate] = pool.candidate
         if cfg.model is not None:
-            scores, extra = _learned(query, pool, scores, cfg)
-        ids = np.array([c.article.id for c in pool], dtype=object)
-        order = np.lexsort((ids, -scores))[:limit]
-        return [
-            Scored(
-                candidate=pool[i],
-                score=float(scores[i]),
-                parts={s: float(v[i]) for s, v in signals.items()}
-                | {"freshness": float(-cfg.freshness_weight * penalty[i])}
-                | {s: float(v[i]) for s, v in extra.items()},
-                reason=_reason(query, pool[i], cfg, days[i]),
+            candidates = [pool.candidate(i) for i in range(n)]
+            scores, extra = _learned(query, candidates, scores, cfg)
+            built = candidates.__getitem__
+        order = _best_first(scores, pool.ids)[:limit]
+        columns = {
+            name: values[order].tolist()
+            for name, values in {
+                **signals,
+                "freshness": -cfg.freshness_weight * penalty,
+                **extra,
+            }.items()
+        }
+        days = pool.days[order].tolist()
+        items = []
+        for n_th, (i, score) in enumerate(zip(order.tolist(), scores[order].tolist(), strict=True)):
+            candidate = built(i)
+            d = days[n_th]
+            items.append(
+                Scored(
+                    candidate=candidate,
+                    score=score,
+                    parts={name: values[n_th] for name, values in columns.items()},
+                    reason=_reason(query, candidate, cfg, None if math.isnan(d) else d),
+                )
             )
-            for i in order
-        ]
+        return items
+
+
+def _best_first(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Positions by descending score, equal scores by id."""
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    if np.any(ranked[1:] == ranked[:-1]):
+        return np.lexsort((ids, -scores))
+    return order
 
 
 def _learned(

@@ -84,7 +84,7 @@ def collect(related: Related, qrels: Qrels, queries: Sequence[str]) -> list[Quer
         q = RelatedQuery(k=MAX_K, stage="ranked")
         with m.lock:
             candidates = related._candidates(query, q, config)
-            items = Ranker(config).rank(query.article, candidates)
+            items = Ranker(config).rank_pool(query.article, candidates)
         hand = np.array([it.score for it in items])
         rows = features(query.article, [it.candidate for it in items], hand)
         judged = qrels[query_id]

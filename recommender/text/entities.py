@@ -220,6 +220,85 @@ def overlap(
     return Overlap(sum(weight(k) for k in shared) / union, [query.names[k] for k in shared])
 
 
+class Overlaps:
+    """`overlap` of a query with many articles, in one pass of numpy over all of them: the
+    scores and whether any entity is shared as arrays, the shared names of one article on
+    demand (`names`, `overlap`).
+
+    `ids`: the others' key ids in `stats` (what `EntityStats.add` returned), when known;
+    `flat_ids`: the same concatenated, with the number of keys of each article.
+    """
+
+    def __init__(
+        self,
+        query: Entities,
+        others: Sequence[Entities],
+        stats: EntityStats | None = None,
+        idf_power: float = 2.0,
+        ids: Sequence[np.ndarray] | None = None,
+        flat_ids: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        vocabulary = stats if stats is not None else EntityStats()
+        if flat_ids is not None:
+            flat, lengths = flat_ids
+        else:
+            if ids is None:
+                ids = [vocabulary.ids(o) for o in others]
+            flat = np.concatenate(ids) if len(ids) else np.zeros(0, dtype=np.int64)
+            lengths = np.array([len(i) for i in ids], dtype=np.int64)
+        weights = (
+            vocabulary.weights(idf_power) if stats is not None else np.ones(len(vocabulary.keys))
+        )
+
+        def weight(key: str) -> float:
+            i = vocabulary.key_id.get(key)
+            if i is not None:
+                return float(weights[i])
+            return stats.idf(key) ** idf_power if stats is not None else 1.0
+
+        query_weight = sum(weight(k) for k in query.counts)
+        query_ids = np.fromiter(
+            (vocabulary.key_id[k] for k in query.counts if k in vocabulary.key_id), np.int64
+        )
+        count = len(lengths)
+        row = np.repeat(np.arange(count), lengths)
+        flat_weights = weights[flat]
+        in_query = np.zeros(len(weights), dtype=bool)
+        in_query[query_ids] = True
+        hit = in_query[flat]
+        common = np.bincount(row[hit], weights=flat_weights[hit], minlength=count)
+        union = query_weight + np.bincount(row, weights=flat_weights, minlength=count) - common
+        self.shared = np.bincount(row[hit], minlength=count) > 0
+        """Whether each article shares an entity with the query."""
+        self.scores = np.zeros(count, dtype=np.float64)
+        """The IDF-weighted Jaccard of each article with the query (0 when none is shared)."""
+        np.divide(common, union, out=self.scores, where=self.shared)
+        self._query = query
+        self._vocabulary = vocabulary
+        keys = flat[hit]
+        self._keys: list[int] = keys.tolist()
+        self._key_weights: list[float] = weights[keys].tolist()
+        self._starts: list[int] = np.searchsorted(row[hit], np.arange(count + 1)).tolist()
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def names(self, r: int) -> list[str]:
+        """The entities article `r` shares with the query (query's spelling), rarest first."""
+        start, end = self._starts[r], self._starts[r + 1]
+        words = self._vocabulary.keys
+        shared = sorted(
+            zip(self._key_weights[start:end], self._keys[start:end], strict=True),
+            key=lambda pair: (-pair[0], words[pair[1]]),
+        )
+        return [self._query.names[words[i]] for _, i in shared]
+
+    def overlap(self, r: int) -> Overlap:
+        if not self.shared[r]:
+            return Overlap(0.0, [])
+        return Overlap(float(self.scores[r]), self.names(r))
+
+
 def overlaps(
     query: Entities,
     others: Sequence[Entities],
@@ -227,42 +306,6 @@ def overlaps(
     idf_power: float = 2.0,
     ids: Sequence[np.ndarray] | None = None,
 ) -> list[Overlap]:
-    """`overlap` of the query with each of `others`, in one pass of numpy over all of them.
-
-    `ids`: the others' key ids in `stats` (what `EntityStats.add` returned), when known.
-    """
-    vocabulary = stats if stats is not None else EntityStats()
-    if ids is None:
-        ids = [vocabulary.ids(o) for o in others]
-    weights = vocabulary.weights(idf_power) if stats is not None else np.ones(len(vocabulary.keys))
-
-    def weight(key: str) -> float:
-        i = vocabulary.key_id.get(key)
-        if i is not None:
-            return float(weights[i])
-        return stats.idf(key) ** idf_power if stats is not None else 1.0
-
-    query_weight = sum(weight(k) for k in query.counts)
-    query_ids = np.fromiter(
-        (vocabulary.key_id[k] for k in query.counts if k in vocabulary.key_id), np.int64
-    )
-    count = len(ids)
-    flat = np.concatenate(ids) if count else np.zeros(0, dtype=np.int64)
-    row = np.repeat(np.arange(count), [len(i) for i in ids])
-    flat_weights = weights[flat]
-    hit = np.isin(flat, query_ids)
-    common = np.bincount(row[hit], weights=flat_weights[hit], minlength=count)
-    union = query_weight + np.bincount(row, weights=flat_weights, minlength=count) - common
-    shared: list[list[int]] = [[] for _ in range(count)]
-    for r, key_id in zip(row[hit].tolist(), flat[hit].tolist(), strict=True):
-        shared[r].append(key_id)
-    result = []
-    for r, keys in enumerate(shared):
-        if not keys:
-            result.append(Overlap(0.0, []))
-            continue
-        keys.sort(key=lambda i: (-weights[i], vocabulary.keys[i]))
-        result.append(
-            Overlap(float(common[r] / union[r]), [query.names[vocabulary.keys[i]] for i in keys])
-        )
-    return result
+    """`overlap` of the query with each of `others` (`Overlaps`, as a list)."""
+    found = Overlaps(query, others, stats, idf_power, ids)
+    return [found.overlap(r) for r in range(len(found))]
