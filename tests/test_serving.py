@@ -19,6 +19,9 @@ from fastapi.testclient import TestClient
 
 from recommender.api import create_app
 from recommender.articles import Article
+from recommender.ranking.config import RankingConfig
+
+HAND = RankingConfig(model=None)  # the hand fusion: no ranking model under that models_dir
 
 ERROR_STATUSES = ("400", "404", "405", "413", "414", "422", "429", "500", "503")
 SITE = "https://www.example-news.bg"
@@ -207,7 +210,7 @@ def test_readyz_is_503_when_the_encoder_did_not_load(
     tmp_path: Path,
     article_id: str,
 ) -> None:
-    app = create_app(settings_factory(index_dir=sample_index, models_dir=tmp_path))
+    app = create_app(settings_factory(index_dir=sample_index, models_dir=tmp_path, ranking=HAND))
     with TestClient(app) as c:
         assert "encoder not loaded" in _is_error(c.get("/readyz"), 503)["error"]
         assert c.get(f"/articles/{article_id}/related").status_code == 200
