@@ -17,7 +17,7 @@ from recommender.config import Settings
 from recommender.embedding.backends import model_id_for
 from recommender.embedding.encoder import ArticleEncoder
 from recommender.indexing import build_index
-from recommender.storage.vectors import IndexConfig
+from recommender.storage.vectors import VectorIndexConfig
 
 
 @dataclass
@@ -80,11 +80,13 @@ class RunContext:
         return self.real_index
 
     def index(self, size: int) -> tuple[Path, float]:
-        """An index directory of `size` placeholder articles (default IndexConfig), and the
+        """An index directory of `size` placeholder articles (default VectorIndexConfig), and the
         seconds its generation took to build."""
         if size not in self._indexes:
             directory = self.scratch / f"index-{size}"
             started = time.perf_counter()
-            write_index(directory, self.vectors(size), self.model_id, IndexConfig(), self.settings)
+            write_index(
+                directory, self.vectors(size), self.model_id, VectorIndexConfig(), self.settings
+            )
             self._indexes[size] = (directory, time.perf_counter() - started)
         return self._indexes[size]

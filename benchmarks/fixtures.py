@@ -31,7 +31,7 @@ from recommender.engine import Prepared, build_generation
 from recommender.ranking.related import RelatedItem
 from recommender.storage.lexical import LexicalConfig
 from recommender.storage.store import Store
-from recommender.storage.vectors import IndexConfig
+from recommender.storage.vectors import VectorIndexConfig
 from recommender.text.entities import Entities
 
 LEAD = ("Кратко резюме на статията, каквото сайтът показва под заглавието. " * 4)[:200]
@@ -123,7 +123,11 @@ def dense_lists(
 
 
 def write_index(
-    directory: Path, vectors: np.ndarray, model_id: str, config: IndexConfig, settings: Settings
+    directory: Path,
+    vectors: np.ndarray,
+    model_id: str,
+    config: VectorIndexConfig,
+    settings: Settings,
 ) -> Path:
     """A complete index directory over `vectors` (slot i = article `article_id(i)`); returns
     its generation."""

@@ -117,7 +117,7 @@ def measure_size(ctx: RunContext, size: int, ids: list[str]) -> dict[str, Any]:
 def parameter_variants(engine: Engine) -> dict[str, RelatedQuery]:
     """Non-default parameters a site sends: a filter on its commonest section (or source when
     the corpus has none), the last 30 days of the corpus, raw relevance, dense only, MMR."""
-    stories = [s for s in engine.gen.mirror.stories if s is not None]
+    stories = [s for s in engine.gen.mirror.teasers if s is not None]
     sections = Counter(s.section for s in stories if s.section)
     sources = Counter(s.source for s in stories if s.source)
     dates = sorted(s.published for s in stories if s.published is not None)

@@ -24,7 +24,7 @@ from benchmarks.fixtures import faiss_threads
 from benchmarks.stats import latency_ms
 from benchmarks.thresholds import recommend
 from recommender.ranking.config import RankingConfig
-from recommender.storage.vectors import IndexConfig, VectorIndex
+from recommender.storage.vectors import VectorIndex, VectorIndexConfig
 
 K = 10
 TIE = 1e-5
@@ -91,7 +91,7 @@ def service_pool_ms(index: VectorIndex, rows: np.ndarray, pool: int) -> dict[str
     return latency_ms(times)
 
 
-def _build(vectors: np.ndarray, config: IndexConfig) -> tuple[VectorIndex, float]:
+def _build(vectors: np.ndarray, config: VectorIndexConfig) -> tuple[VectorIndex, float]:
     started = time.perf_counter()
     with faiss_threads():
         index = VectorIndex.build(np.arange(len(vectors)), vectors, config)
@@ -107,7 +107,7 @@ def measure_size(ctx: RunContext, size: int) -> list[dict[str, Any]]:
     truth, truth_scores = exact_neighbours(vectors, rows)
     pool = RankingConfig().pool_size
     settings: list[dict[str, Any]] = []
-    flat, build_s = _build(vectors, IndexConfig(kind="flat", exact_below_allowed=0))
+    flat, build_s = _build(vectors, VectorIndexConfig(kind="flat", exact_below_allowed=0))
     settings.append(
         {
             "size": size,
@@ -118,12 +118,12 @@ def measure_size(ctx: RunContext, size: int) -> list[dict[str, Any]]:
         | measure(flat, rows, truth, truth_scores, pool)
     )
     for m in p.hnsw_ms:
-        config = IndexConfig(
+        config = VectorIndexConfig(
             kind="hnsw", hnsw_m=m, hnsw_ef_construction=p.ef_construction, exact_below_allowed=0
         )
         hnsw, build_s = _build(vectors, config)
         size_bytes = index_bytes(hnsw)
-        hnsw.config = IndexConfig(kind="hnsw", hnsw_m=m)
+        hnsw.config = VectorIndexConfig(kind="hnsw", hnsw_m=m)
         service = service_pool_ms(hnsw, rows, pool)
         for ef in p.ef_searches:
             hnsw.config = config.model_copy(update={"hnsw_ef_search": ef})
@@ -151,5 +151,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "faiss_threads": faiss.omp_get_max_threads(),
         "settings": settings,
         "pool_size": RankingConfig().pool_size,
-        "recommendation": recommend(settings, IndexConfig()),
+        "recommendation": recommend(settings, VectorIndexConfig()),
     }

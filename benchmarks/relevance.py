@@ -33,7 +33,7 @@ from recommender.eval import metrics
 from recommender.eval.files import Judgements, Qrels, Run, doc_ids, load_qrels, read_queries
 from recommender.eval.runs import Method, Stage, run_queries
 from recommender.eval.scoring import compare
-from recommender.ranking.related import MAX_K, Related, RelatedQuery
+from recommender.ranking.related import K_LIMIT, Related, RelatedQuery
 
 PAIRS = (("dev_queries.tsv", "dev_qrels.tsv"), ("queries.tsv", "qrels.tsv"))
 
@@ -212,9 +212,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
     story: dict[str, Any] = {}
     try:
         runs: list[tuple[str, Engine, Method, Stage, int]] = [
-            *((m, engine, m, "ranked", MAX_K) for m in HAND_METHODS),
+            *((m, engine, m, "ranked", K_LIMIT) for m in HAND_METHODS),
             ("box (hand)", engine, "pipeline", "final", ctx.settings.max_k),
-            ("stored", default, "stored", "ranked", MAX_K),
+            ("stored", default, "stored", "ranked", K_LIMIT),
             ("final", default, "pipeline", "final", ctx.settings.max_k),
         ]
         for name, by, method, stage, k in runs:

@@ -41,7 +41,7 @@ from recommender.eval import metrics
 from recommender.eval.files import doc_ids, load_qrels, read_queries
 from recommender.eval.runs import Method, run_queries
 from recommender.indexing import build_index
-from recommender.ranking.related import MAX_K
+from recommender.ranking.related import K_LIMIT
 
 WORKER_TIMEOUT_S = 3600
 METHODS: tuple[Method, ...] = ("dense", "pipeline")
@@ -79,7 +79,7 @@ def _ndcg(ctx: RunContext, budget: int) -> dict[str, float] | None:
     try:
         out: dict[str, float] = {}
         for method in METHODS:
-            runs, _ = run_queries(engine, queries, method=method, k=MAX_K)
+            runs, _ = run_queries(engine, queries, method=method, k=K_LIMIT)
             scores = metrics.evaluate(doc_ids(runs), qrels, queries)
             out[method] = round(float(scores["ndcg@10"]), 4)
         return out

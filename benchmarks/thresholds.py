@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.storage.vectors import IndexConfig
+from recommender.storage.vectors import VectorIndexConfig
 
 RECALL_TARGET = 0.99
 
@@ -53,7 +53,7 @@ def crossover(flat: list[tuple[int, float]], hnsw: list[tuple[int, float]]) -> i
     return None
 
 
-def recommend(settings: list[dict[str, Any]], current: IndexConfig) -> dict[str, Any]:
+def recommend(settings: list[dict[str, Any]], current: VectorIndexConfig) -> dict[str, Any]:
     chosen = pick_hnsw(settings)
     if chosen is None:
         return {"note": "no HNSW setting measured"}

@@ -65,7 +65,7 @@ from recommender.storage.store import (
     StoreFull,
     Transaction,
 )
-from recommender.storage.vectors import IndexConfig
+from recommender.storage.vectors import VectorIndexConfig
 from recommender.text.analyzer import Analyzer
 from recommender.text.entities import Entities, article_entities
 
@@ -157,7 +157,7 @@ class FollowState:
         self.delay = self.interval
 
 
-def _open_generation(path: Path, settings: Settings, index_config: IndexConfig) -> Generation:
+def _open_generation(path: Path, settings: Settings, index_config: VectorIndexConfig) -> Generation:
     """Open a generation, checked first: a damaged store is refused, never served."""
     lease = Lease(path)
     store: Store | None = None
@@ -212,7 +212,7 @@ class Engine:
         settings: Settings,
         encoder: ArticleEncoder | None = None,
         model_id: str | None = None,
-        index_config: IndexConfig | None = None,
+        index_config: VectorIndexConfig | None = None,
         generation: Path | None = None,
     ) -> None:
         """Serve the current generation of `directory`, or the given `generation` only."""
@@ -221,7 +221,7 @@ class Engine:
         self.settings = settings
         self.encoder = encoder
         self.expected_model = model_id
-        self.index_config = index_config or IndexConfig()
+        self.index_config = index_config or VectorIndexConfig()
         self._write_lock = threading.RLock()
         self._switch_lock = threading.Lock()
         self._stop = threading.Event()
@@ -514,7 +514,7 @@ class Engine:
     ) -> WriteResult:
         mirror = gen.mirror
         same_text = old is not None and old.content_hash == article.content_hash()
-        if old is not None and same_text and _same_fields(article, old.story):
+        if old is not None and same_text and _same_fields(article, old.teaser):
             return WriteResult(article.id, "unchanged")
         if old is not None and same_text:
             item = Prepared(article, old.vector, old.terms, old.entities)
@@ -636,7 +636,7 @@ def _fill_lists(
     store: Store,
     gen_meta: dict[str, Any],
     settings: Settings,
-    index_config: IndexConfig,
+    index_config: VectorIndexConfig,
     progress: bool,
 ) -> Mirror:
     mirror = Mirror.load(store, int(gen_meta["dim"]), index_config, _lexical_config(gen_meta))
@@ -689,7 +689,7 @@ def build_generation(
     items: Sequence[Prepared],
     meta: dict[str, Any],
     settings: Settings,
-    index_config: IndexConfig | None = None,
+    index_config: VectorIndexConfig | None = None,
     progress: bool = True,
     before_switch: Callable[[], None] | None = None,
     since: int | LogMark | None = None,
@@ -707,7 +707,7 @@ def build_generation(
     store lists of synthetic vectors quickly). `encoder` encodes the replayed writes when the
     new generation's model or settings differ from the old one's.
     """
-    index_config = index_config or IndexConfig()
+    index_config = index_config or VectorIndexConfig()
     index_dir = IndexDir(directory)
     try:
         old: Store | None = Store(index_dir.current() / Store.FILENAME)
@@ -733,7 +733,7 @@ def build_generation(
         else:
             _fill_lists(store, store.meta(), settings, index_config, progress)
         store.close()
-        final = index_dir.publish(tmp)
+        final = index_dir.install(tmp)
         if old is None:
             index_dir.switch(final)
         else:

@@ -28,7 +28,7 @@ from recommender.inputs import Reject, read_rows
 from recommender.storage.generations import IndexDir, IndexMissing, LogMark
 from recommender.storage.lexical import LexicalConfig
 from recommender.storage.store import Store
-from recommender.storage.vectors import IndexConfig
+from recommender.storage.vectors import VectorIndexConfig
 
 UPDATE_BATCH = 256
 
@@ -135,7 +135,7 @@ def build_index(
     index_dir: Path,
     encoder: ArticleEncoder,
     settings: Settings,
-    config: IndexConfig | None = None,
+    config: VectorIndexConfig | None = None,
     progress: bool = True,
     encode: Callable[[list[Article]], np.ndarray] | None = None,
     since: LogMark | None = None,
@@ -189,7 +189,7 @@ def rebuild_index(
     index_dir: Path,
     encoder: ArticleEncoder,
     settings: Settings,
-    config: IndexConfig | None = None,
+    config: VectorIndexConfig | None = None,
     progress: bool = True,
     before_switch: Callable[[], None] | None = None,
 ) -> Path:
@@ -220,7 +220,7 @@ def _new_generation(
     vectors: np.ndarray,
     encoder: ArticleEncoder,
     settings: Settings,
-    config: IndexConfig | None,
+    config: VectorIndexConfig | None,
     progress: bool,
     since: LogMark | None,
     before_switch: Callable[[], None] | None = None,

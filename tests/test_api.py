@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from recommender.api import create_app
 from recommender.articles import MAX_BODY, Article
-from recommender.ranking.related import MAX_K
+from recommender.ranking.related import K_LIMIT
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_related_by_text(client: TestClient, sample_articles: list[Article]) -> 
     ("path", "params", "field"),
     [
         ("/articles/{id}/related", {"k": 0}, "k"),
-        ("/articles/{id}/related", {"k": MAX_K + 1}, "k"),
+        ("/articles/{id}/related", {"k": K_LIMIT + 1}, "k"),
         ("/articles/{id}/related", {"k": "many"}, "k"),
         ("/articles/{id}/related", {"since": "yesterday"}, "since"),
     ],

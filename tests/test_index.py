@@ -24,7 +24,7 @@ from recommender.engine import (
 from recommender.storage import store as store_module
 from recommender.storage.generations import IndexDir
 from recommender.storage.store import SCHEMA_VERSION, Store
-from recommender.storage.vectors import IndexConfig, VectorIndex
+from recommender.storage.vectors import VectorIndex, VectorIndexConfig
 from recommender.text.entities import Entities
 
 
@@ -56,7 +56,7 @@ def _mask(size: int, slots: list[int] | np.ndarray) -> np.ndarray:
 
 def test_flat_search_is_exact_and_honours_filters() -> None:
     v = _vectors(500)
-    index = VectorIndex.build(np.arange(500), v, IndexConfig())
+    index = VectorIndex.build(np.arange(500), v, VectorIndexConfig())
     assert index.kind == "flat"
     slots, scores = index.search(v[7], 10)
     expected = np.argsort(-(v @ v[7]))[:10]
@@ -71,7 +71,7 @@ def test_flat_search_is_exact_and_honours_filters() -> None:
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_removed_slots_never_come_back_and_new_ones_are_found(kind: str) -> None:
     v = _vectors(700, dim=48, seed=2)
-    index = VectorIndex.build(np.arange(600), v[:600], IndexConfig(kind=kind))  # type: ignore[arg-type]
+    index = VectorIndex.build(np.arange(600), v[:600], VectorIndexConfig(kind=kind))  # type: ignore[arg-type]
     for slot in range(600, 700):
         index.add(slot, v[slot])
     assert index.search(v[650], 1)[0].tolist() == [650]
@@ -88,7 +88,7 @@ def test_removed_slots_never_come_back_and_new_ones_are_found(kind: str) -> None
 
 def test_hnsw_above_threshold_keeps_recall_and_filters() -> None:
     v = _vectors(3000, dim=48, seed=1)
-    config = IndexConfig(hnsw_threshold=1000, exact_below_allowed=10)
+    config = VectorIndexConfig(hnsw_threshold=1000, exact_below_allowed=10)
     index = VectorIndex.build(np.arange(3000), v, config)
     assert index.kind == "hnsw"
     hits = 0

@@ -111,7 +111,7 @@ def test_a_changed_date_at_the_same_slot_changes_the_freshness(tmp_path: Path) -
     store = Store.create(tmp_path / Store.FILENAME, {"dim": 3})
     with store.transaction() as tx:
         for r in rows:
-            tx.put_article(r.story, tx.take_slot(), r.vector, r.terms, r.entities, 0)
+            tx.put_article(r.teaser, tx.take_slot(), r.vector, r.terms, r.entities, 0)
     mirror = Mirror.load(store, 3)
     related = Related(mirror, RankingConfig())
     q = RelatedQuery(k=2, stage="ranked")

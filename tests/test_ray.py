@@ -27,7 +27,7 @@ SENT = 24
 def _vectors_by_id(index: Path) -> dict[str, np.ndarray]:
     engine = Engine(index, Settings(index_dir=index), model_id=DEFAULT_MODEL)
     rows = engine.gen.store.all_articles()
-    by_id = {r.story.id: r.vector.copy() for r in rows}
+    by_id = {r.teaser.id: r.vector.copy() for r in rows}
     engine.close()
     return by_id
 

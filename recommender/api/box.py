@@ -19,7 +19,7 @@ def box_router(state: State) -> APIRouter:
 
     def latest(n: int) -> list[Article]:
         mirror = state.ready_engine().gen.mirror
-        dated = [s for s in mirror.stories if s is not None and s.published is not None]
+        dated = [s for s in mirror.teasers if s is not None and s.published is not None]
         return sorted(dated, key=lambda a: (a.published, a.id), reverse=True)[:n]
 
     source = WebSource(

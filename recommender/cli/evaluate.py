@@ -24,7 +24,7 @@ from recommender.cli.options import (
     queries_option,
 )
 from recommender.config import Settings
-from recommender.ranking.related import MAX_K
+from recommender.ranking.related import K_LIMIT
 
 if TYPE_CHECKING:
     from recommender.eval.files import Qrels, Record, Run
@@ -53,7 +53,7 @@ def eval_run(
     run_path: Annotated[
         Path, out_option("Run TSV to write: query_id doc_id rank score reason parts")
     ],
-    k: Annotated[int, k_option("Stories per query", MAX_K)] = MAX_K,
+    k: Annotated[int, k_option("Stories per query", K_LIMIT)] = K_LIMIT,
     stage: Annotated[Stage, typer.Option(help="ranked: relevance; final: what readers see")] = (
         "ranked"
     ),

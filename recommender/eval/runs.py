@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from recommender.engine import Engine
 from recommender.eval.files import Run, RunItem
-from recommender.ranking.related import MAX_K, RelatedQuery
+from recommender.ranking.related import K_LIMIT, RelatedQuery
 
 Method = Literal["pipeline", "stored", "dense", "tfidf", "bm25"]
 Stage = Literal["ranked", "final"]
@@ -64,7 +64,7 @@ def _lexical_run(engine: Engine, query_id: str, k: int, bm25: Bm25 | None) -> li
     top = top[np.isfinite(scores[top])]
     return [
         RunItem(
-            mirror.story(int(slots[i])).id, float(scores[i]), method, {method: float(scores[i])}
+            mirror.teaser(int(slots[i])).id, float(scores[i]), method, {method: float(scores[i])}
         )
         for i in top
     ]
@@ -85,7 +85,7 @@ def related_items(
         stored = orjson.loads(engine.stored_list(query_id) or b"[]")
         return [RunItem(i["id"], float(i["score"]), i["reason"], i["parts"]) for i in stored[:k]]
     q = RelatedQuery(
-        k=min(k, MAX_K), stage=stage, method="dense" if method == "dense" else "hybrid"
+        k=min(k, K_LIMIT), stage=stage, method="dense" if method == "dense" else "hybrid"
     )
     return [
         RunItem(it.article.id, it.score, it.reason, dict(it.parts))
@@ -98,7 +98,7 @@ def run_queries(
     query_ids: Sequence[str],
     method: Method = "pipeline",
     stage: Stage = "ranked",
-    k: int = MAX_K,
+    k: int = K_LIMIT,
     progress: bool = False,
 ) -> tuple[Run, list[str]]:
     """Related stories per query id; ids not in the index are returned as missing."""

@@ -29,7 +29,7 @@ from recommender.storage.lexical import LexicalIndex
 from recommender.storage.mirror import Mirror
 from recommender.text.entities import Entities, Overlap, Overlaps
 
-MAX_K = 50
+K_LIMIT = 50
 QUERY_ID = "\x00query"
 NO_OVERLAP = Overlap(0.0, [])
 
@@ -41,7 +41,7 @@ MAX_NAME = 200
 class RelatedQuery(BaseModel):
     """Per-request parameters; `None` means the configured default."""
 
-    k: int = Field(default=5, ge=1, le=MAX_K, description="How many stories")
+    k: int = Field(default=5, ge=1, le=K_LIMIT, description="How many stories")
     section: str | None = Field(default=None, max_length=MAX_NAME)
     source: str | None = Field(default=None, max_length=MAX_NAME)
     since: IsoDateTime | None = Field(default=None, description="published at or after")
@@ -144,7 +144,7 @@ class _SlotCache:
     the idf) they were made from. Used under the mirror's lock."""
 
     def __init__(self) -> None:
-        self._stories: list[Article | None] = []
+        self._teasers: list[Article | None] = []
         self.ids = np.zeros(0, dtype=object)
         self.micros = np.zeros(0, dtype=np.int64)
         self.dated = np.zeros(0, dtype=bool)
@@ -156,21 +156,21 @@ class _SlotCache:
 
     def update(self, mirror: Mirror, slots: Sequence[int]) -> None:
         """Refresh the slots whose story changed since they were read."""
-        stories = mirror.stories
-        if len(self._stories) < len(stories):
-            grow = len(stories) - len(self._stories)
-            self._stories.extend([None] * grow)
+        teasers = mirror.teasers
+        if len(self._teasers) < len(teasers):
+            grow = len(teasers) - len(self._teasers)
+            self._teasers.extend([None] * grow)
             self.ids = np.concatenate([self.ids, np.full(grow, None, dtype=object)])
             self.micros = np.concatenate([self.micros, np.zeros(grow, dtype=np.int64)])
             self.dated = np.concatenate([self.dated, np.zeros(grow, dtype=bool)])
             self._key_start = np.concatenate([self._key_start, np.zeros(grow, dtype=np.int64)])
             self._key_count = np.concatenate([self._key_count, np.zeros(grow, dtype=np.int64)])
-        seen = self._stories
-        stale = [s for s in slots if stories[s] is not seen[s]]
+        seen = self._teasers
+        stale = [s for s in slots if teasers[s] is not seen[s]]
         added = [self._keys]
         offset = len(self._keys)
         for s in stale:
-            story = stories[s]
+            story = teasers[s]
             assert story is not None, s
             seen[s] = story
             self.ids[s] = story.id
@@ -226,7 +226,7 @@ class Related:
             slot = m.slot_of.get(article_id)
             if slot is None:
                 raise ArticleNotFound(article_id)
-            return Query(m.story(slot), m.vectors.vectors[slot].copy(), m.entities[slot], slot)
+            return Query(m.teaser(slot), m.vectors.vectors[slot].copy(), m.entities[slot], slot)
 
     def _lexical(
         self, query: Query, size: int, mask: np.ndarray | None
@@ -277,7 +277,7 @@ class Related:
         def candidate(i: int) -> Candidate:
             s = int(slots[i])
             return Candidate(
-                article=m.story(s),
+                article=m.teaser(s),
                 dense=float(dense[i]),
                 lexical=float(lexical[i]),
                 entities=shared.overlap(i) if shared is not None else NO_OVERLAP,

@@ -28,7 +28,7 @@ from recommender.eval import metrics
 from recommender.eval.files import Qrels, Run, RunItem, happenings_of
 from recommender.ranking.config import RankingConfig
 from recommender.ranking.learned import FEATURES, PAIR_FEATURES, features, pair_features
-from recommender.ranking.related import MAX_K, Related, RelatedQuery
+from recommender.ranking.related import K_LIMIT, Related, RelatedQuery
 from recommender.ranking.signals import Ranker, Scored
 
 FOLDS = 5
@@ -81,7 +81,7 @@ def collect(related: Related, qrels: Qrels, queries: Sequence[str]) -> list[Quer
         if query_id not in m.slot_of or not qrels.get(query_id):
             continue
         query = related.query_of(query_id)
-        q = RelatedQuery(k=MAX_K, stage="ranked")
+        q = RelatedQuery(k=K_LIMIT, stage="ranked")
         with m.lock:
             candidates = related._candidates(query, q, config)
             items = Ranker(config).rank_pool(query.article, candidates)
@@ -218,7 +218,7 @@ def _runs(related: Related, config: RankingConfig, ids: Sequence[str]) -> tuple[
     box: Run = {}
     for query_id in ids:
         for stage, run in (("ranked", ranked), ("final", box)):
-            q = RelatedQuery(k=MAX_K if stage == "ranked" else 20, stage=stage)  # type: ignore[arg-type]
+            q = RelatedQuery(k=K_LIMIT if stage == "ranked" else 20, stage=stage)  # type: ignore[arg-type]
             run[query_id] = [
                 RunItem(it.article.id, it.score, it.reason, dict(it.parts))
                 for it in fold.for_id(query_id, q)

@@ -137,7 +137,7 @@ class IndexDir:
         finally:
             os.close(fd)
 
-    def publish(self, staged: Path) -> Path:
+    def install(self, staged: Path) -> Path:
         """Move a complete staged generation to its final name (not yet current)."""
         name = staged.name.split(".tmp-")[0].lstrip(".")
         final = self.path / name

@@ -1,6 +1,6 @@
 """The mirror: everything in memory that is derived from a store, kept up to date from its log.
 
-It holds, by slot: the stories (the article fields without the body), the vector index
+It holds, by slot: the teasers (the article fields without the body, what a box shows), the vector index
 (`recommender.storage.vectors`), the lexical index with live document frequencies
 (`recommender.storage.lexical`), the named entities and their document frequencies, and the
 arrays the filters use. It is built from the store (`Mirror.load`) and follows the log
@@ -23,7 +23,7 @@ import numpy as np
 from recommender.articles import Article
 from recommender.storage.lexical import LexicalConfig, LexicalIndex
 from recommender.storage.store import Store, StoredArticle
-from recommender.storage.vectors import IndexConfig, VectorIndex
+from recommender.storage.vectors import VectorIndex, VectorIndexConfig
 from recommender.text.entities import Entities, EntityStats
 
 NO_CODE = -1
@@ -63,13 +63,13 @@ class Mirror:
     def __init__(
         self,
         dim: int,
-        index_config: IndexConfig | None = None,
+        index_config: VectorIndexConfig | None = None,
         lexical_config: LexicalConfig | None = None,
     ) -> None:
         self.lock = threading.RLock()
         self.seq = 0
         self.slot_of: dict[str, int] = {}
-        self.stories: list[Article | None] = []
+        self.teasers: list[Article | None] = []
         self.entities: list[Entities] = []
         self.entity_ids: list[np.ndarray] = []
         self.vectors = VectorIndex(dim, index_config)
@@ -88,14 +88,14 @@ class Mirror:
     @property
     def size(self) -> int:
         """Slots in use so far (live or removed)."""
-        return len(self.stories)
+        return len(self.teasers)
 
     @classmethod
     def load(
         cls,
         store: Store,
         dim: int,
-        index_config: IndexConfig | None = None,
+        index_config: VectorIndexConfig | None = None,
         lexical_config: LexicalConfig | None = None,
     ) -> Mirror:
         """Build the mirror of a store as of its last change."""
@@ -115,34 +115,34 @@ class Mirror:
 
     def _place(self, row: StoredArticle) -> None:
         slot = row.slot
-        if len(self.stories) <= slot:
-            grow = slot + 1 - len(self.stories)
-            self.stories.extend([None] * grow)
+        if len(self.teasers) <= slot:
+            grow = slot + 1 - len(self.teasers)
+            self.teasers.extend([None] * grow)
             self.entities.extend([Entities()] * grow)
             self.entity_ids.extend([NO_IDS] * grow)
         if len(self._published) <= slot:
             more = max(slot + 1, 2 * len(self._published)) - len(self._published)
             self._published = np.concatenate([self._published, np.full(more, math.nan)])
-        self.stories[slot] = row.story
+        self.teasers[slot] = row.teaser
         self.entities[slot] = row.entities
-        self._published[slot] = _timestamp(row.story.published)
-        self._sections.set(slot, row.story.section)
-        self._sources.set(slot, row.story.source)
-        self.slot_of[row.story.id] = slot
+        self._published[slot] = _timestamp(row.teaser.published)
+        self._sections.set(slot, row.teaser.section)
+        self._sources.set(slot, row.teaser.source)
+        self.slot_of[row.teaser.id] = slot
         self.entity_ids[slot] = self.entity_stats.add(row.entities)
 
     def add(self, row: StoredArticle) -> None:
         """Put an article (a new version at a new slot, or its metadata at its slot)."""
         with self.lock:
-            old = self.slot_of.get(row.story.id)
+            old = self.slot_of.get(row.teaser.id)
             if old == row.slot:
-                self.stories[old] = row.story
-                self._published[old] = _timestamp(row.story.published)
-                self._sections.set(old, row.story.section)
-                self._sources.set(old, row.story.source)
+                self.teasers[old] = row.teaser
+                self._published[old] = _timestamp(row.teaser.published)
+                self._sections.set(old, row.teaser.section)
+                self._sources.set(old, row.teaser.source)
                 return
             if old is not None:
-                self.remove(row.story.id)
+                self.remove(row.teaser.id)
             self._place(row)
             self.lexical.add(row.slot, row.terms)
             self.vectors.add(row.slot, row.vector)
@@ -153,7 +153,7 @@ class Mirror:
             if slot is None:
                 return
             self.entity_stats.remove(self.entities[slot])
-            self.stories[slot] = None
+            self.teasers[slot] = None
             self.entities[slot] = Entities()
             self.entity_ids[slot] = NO_IDS
             self.lexical.remove(slot)
@@ -176,8 +176,8 @@ class Mirror:
             self.seq = changes[-1].seq
             return len(changes)
 
-    def story(self, slot: int) -> Article:
-        story = self.stories[slot]
+    def teaser(self, slot: int) -> Article:
+        story = self.teasers[slot]
         if story is None:
             raise KeyError(slot)
         return story

@@ -97,7 +97,7 @@ PRE_MIGRATIONS_FORMAT = 3
 """The last format version of the stores written before migrations: they are at migration 1."""
 DELETE_LISTED = "DELETE FROM listed WHERE list = ?"
 """Forgets the items of a list: every write runs it for every list it stores (by an index)."""
-_STORY = "slot, id, url, title, lead, published, section, tags, source"
+_TEASER = "slot, id, url, title, lead, published, section, tags, source"
 _SIGNALS = "vector, terms, entities, content_hash"
 
 
@@ -116,10 +116,11 @@ class StoreDamaged(StoreError):
 
 @dataclass(frozen=True)
 class StoredArticle:
-    """An article row as the in-memory mirror needs it: the story (no body) and its signals."""
+    """An article row as the in-memory mirror needs it: the teaser (the article without its body,
+    what a box shows) and its signals."""
 
     slot: int
-    story: Article
+    teaser: Article
     vector: np.ndarray
     terms: dict[str, int]
     entities: Entities
@@ -137,7 +138,7 @@ def _utc(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment else None
 
 
-def _story(row: sqlite3.Row, body: str = "") -> Article:
+def _article(row: sqlite3.Row, body: str = "") -> Article:
     """Rows were validated on the way in, so they are constructed without validating again."""
     return Article.model_construct(
         id=row["id"],
@@ -160,7 +161,7 @@ def _entities(raw: bytes) -> Entities:
 def _stored(row: sqlite3.Row) -> StoredArticle:
     return StoredArticle(
         slot=int(row["slot"]),
-        story=_story(row),
+        teaser=_article(row),
         vector=np.frombuffer(row["vector"], dtype=np.float32),
         terms=orjson.loads(row["terms"]),
         entities=_entities(row["entities"]),
@@ -348,27 +349,27 @@ class Store:
 
     def all_articles(self) -> Iterator[StoredArticle]:
         """Every article with its signals, by slot."""
-        for row in self.db.execute(f"SELECT {_STORY}, {_SIGNALS} FROM articles ORDER BY slot"):
+        for row in self.db.execute(f"SELECT {_TEASER}, {_SIGNALS} FROM articles ORDER BY slot"):
             yield _stored(row)
 
     def full_articles(self) -> Iterator[tuple[Article, StoredArticle]]:
         """Every article with its body and its signals, by slot (for a compaction)."""
         for row in self.db.execute(
-            f"SELECT {_STORY}, body, {_SIGNALS} FROM articles ORDER BY slot"
+            f"SELECT {_TEASER}, body, {_SIGNALS} FROM articles ORDER BY slot"
         ):
-            yield _story(row, row["body"]), _stored(row)
+            yield _article(row, row["body"]), _stored(row)
 
     def stored(self, ids: Sequence[str]) -> dict[str, StoredArticle]:
         """The current rows of these ids (absent ids are left out)."""
-        query = f"SELECT {_STORY}, {_SIGNALS} FROM articles WHERE id IN ({{ids}})"
+        query = f"SELECT {_TEASER}, {_SIGNALS} FROM articles WHERE id IN ({{ids}})"
         return {row["id"]: _stored(row) for row in _rows_in(self.db, query, ids)}
 
     def get(self, article_id: str) -> Article | None:
         """The stored article with its body."""
         row = self.db.execute(
-            f"SELECT {_STORY}, body FROM articles WHERE id = ?", (article_id,)
+            f"SELECT {_TEASER}, body FROM articles WHERE id = ?", (article_id,)
         ).fetchone()
-        return _story(row, row["body"]) if row else None
+        return _article(row, row["body"]) if row else None
 
     def ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY slot")]

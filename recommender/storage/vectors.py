@@ -5,11 +5,11 @@ article's position in the in-memory arrays). Why this shape, given what FAISS al
 
 - HNSW cannot remove vectors, and no FAISS index may be changed while it is searched. Both kinds
   are wrapped in `IndexIDMap` so ids are slots; a removed slot becomes a tombstone that an ID
-  selector excludes at search time, and once tombstones pass `compact_ratio` of the index it is
-  rebuilt from the live vectors (`compact`), which an owner may do aside and swap in.
+  selector excludes at search time, and once tombstones pass `rebuild_ratio` of the index it is
+  rebuilt from the live vectors, which an owner may do aside and swap in.
 - Exact `IndexFlatIP` while small, HNSW from `hnsw_threshold` on (the measured crossover for
   the service's 200-candidate search, benchmarks/README.md). The kind is chosen when the index
-  is built from the store (start-up, a new generation, a compaction).
+  is built from the store (start-up, a new generation, `index compact`).
 - Search parameters (efSearch, the selector) are passed per call, never set on the shared index.
 - Filters (allowed slots, excluded slots) are applied inside the search with ID selectors, so a
   filtered list still fills up; a small allowed set is searched exactly over its own vectors.
@@ -29,7 +29,7 @@ faiss_any: Any = faiss  # the SWIG stubs miss the search-parameter classes
 IndexKind = Literal["flat", "hnsw"]
 
 
-class IndexConfig(BaseModel):
+class VectorIndexConfig(BaseModel):
     """How the vector index is built."""
 
     kind: Literal["auto", "flat", "hnsw"] = "auto"
@@ -46,7 +46,7 @@ class IndexConfig(BaseModel):
     exact_below_allowed: int = Field(
         default=20_000, description="filtered searches over fewer allowed rows than this are exact"
     )
-    compact_ratio: float = Field(
+    rebuild_ratio: float = Field(
         default=0.2, description="rebuild the index once this share of its vectors are removed"
     )
 
@@ -63,8 +63,8 @@ def _empty() -> tuple[np.ndarray, np.ndarray]:
 class VectorIndex:
     """Vectors by slot in a growable array, and a FAISS index over the live ones."""
 
-    def __init__(self, dim: int, config: IndexConfig | None = None) -> None:
-        self.config = config or IndexConfig()
+    def __init__(self, dim: int, config: VectorIndexConfig | None = None) -> None:
+        self.config = config or VectorIndexConfig()
         self.dim = dim
         self._vectors = np.zeros((0, dim), dtype=np.float32)
         self.alive = np.zeros(0, dtype=bool)
@@ -84,7 +84,7 @@ class VectorIndex:
 
     @classmethod
     def build(
-        cls, slots: np.ndarray, vectors: np.ndarray, config: IndexConfig | None = None
+        cls, slots: np.ndarray, vectors: np.ndarray, config: VectorIndexConfig | None = None
     ) -> VectorIndex:
         """An index over `vectors` at `slots` (the kind chosen by their number)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(slots), -1)
@@ -143,7 +143,7 @@ class VectorIndex:
         self._indexed += 1
 
     def remove(self, slot: int) -> None:
-        """Tombstone a slot; the index is rebuilt once tombstones pass `compact_ratio`."""
+        """Tombstone a slot; the index is rebuilt once tombstones pass `rebuild_ratio`."""
         if slot >= len(self.alive) or not self.alive[slot]:
             return
         self.alive[slot] = False
@@ -153,7 +153,7 @@ class VectorIndex:
             self._index.remove_ids(np.array([slot], dtype=np.int64))
             self._indexed -= 1
             self._tombstones -= 1
-        elif self._tombstones > self.config.compact_ratio * max(self._indexed, 1):
+        elif self._tombstones > self.config.rebuild_ratio * max(self._indexed, 1):
             self._rebuild()
 
     def params(self) -> dict[str, Any]:
