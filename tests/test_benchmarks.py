@@ -223,11 +223,39 @@ def test_soak_memory_growth_is_measured_after_the_warm_up() -> None:
     assert summary["growth"] == pytest.approx(0.1) and not summary["target_met"]
 
 
-def test_compare_prints_ratios(run_results: Path) -> None:
-    (path,) = run_results.glob("*.json")
-    text = compare_files(path, path)
-    assert "new/old" in text
-    assert "   1.000" in text
+def _results_file(path: Path, short: str, results: dict[str, object]) -> Path:
+    doc = {"git": {"short": short}, "started": "2026-01-02T03:04:05.678", "results": results}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_compare_prints_the_new_over_old_ratio_of_each_shared_measurement(tmp_path: Path) -> None:
+    old = _results_file(
+        tmp_path / "old.json",
+        "aaa1111",
+        {
+            "latency": {"by_size": [{"size": 30, "read_ms": {"p50": 2.0, "n": 100}}]},
+            "http": {"errors": 0, "ok": True, "rps": 400.0},
+            "recall": {"gone": 1.0},
+        },
+    )
+    new = _results_file(
+        tmp_path / "new.json",
+        "bbb2222",
+        {
+            "latency": {"by_size": [{"size": 30, "read_ms": {"p50": 3.0, "n": 50}}]},
+            "http": {"errors": 4, "ok": False, "rps": 100.0},
+        },
+    )
+    # `n` and booleans are not compared; an old 0 has no ratio; `recall` is only in the old file
+    assert compare_files(old, new).splitlines() == [
+        "old: aaa1111 2026-01-02T03:04:05   new: bbb2222 2026-01-02T03:04:05",
+        "metric                                         old           new   new/old",
+        "latency.by_size[size=30].read_ms.p50             2             3     1.500",
+        "http.errors                                      0             4         -",
+        "http.rps                                       400           100     0.250",
+        "(1 metrics appear in only one of the files)",
+    ]
 
 
 def test_only_runs_the_named_benchmark(tiny_data: Path, env: None, tmp_path: Path) -> None:
