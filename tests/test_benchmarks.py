@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import benchmarks.server
 from benchmarks.cli import main
 from benchmarks.compare import compare_files
 from benchmarks.context import RunContext
@@ -24,6 +25,7 @@ from benchmarks.soak import memory_summary, write_schedule
 from recommender.articles import Article
 from recommender.cli import sample_corpus
 from recommender.config import Settings
+from tests.server import free_port
 
 ARTICLES = 40
 
@@ -84,6 +86,7 @@ TINY = replace(
 def env(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     cache = tmp_path_factory.mktemp("bench-cache") / "cache.sqlite"
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(benchmarks.server, "free_port", free_port)  # this xdist worker's ports
         mp.setenv("RECOMMENDER_CACHE_PATH", str(cache))
         mp.setenv("RECOMMENDER_MODELS_DIR", str(model_dir.parent))
         yield
