@@ -8,6 +8,7 @@ bash scripts/setup.sh
 . .venv/bin/activate
 ruff check recommender tests benchmarks
 mypy
-# two workers (one per core), each test file kept on one worker: its module fixtures (servers,
-# benchmark runs) are made once; the conftest shares the model and sample index between them
-python -m pytest -n 2 --dist loadfile "$@"
+# two workers (one per core), each test file kept on one worker (its module fixtures, servers and
+# the benchmarks' run, are made once), files in the conftest's order (the long ones first); the
+# conftest makes the model and the sample index once for both
+python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@"

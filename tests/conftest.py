@@ -33,6 +33,19 @@ MODEL_DIR = REPO / "models" / DEFAULT_MODEL
 SAMPLE_QRELS = sample_corpus().with_name("qrels.tsv")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist, the long files first (the slow ones and the benchmarks' smoke run), so the
+    two workers do not end the run with one of them left alone on a long file."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: not _long(item))
+
+
+def _long(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None or item.module.__name__.endswith(
+        "test_benchmarks"
+    )
+
+
 def _run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The directory all workers of this run share (each xdist worker's base temp is under it),
     or the session's base temp without xdist."""
