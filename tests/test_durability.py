@@ -159,7 +159,7 @@ def test_a_rebuild_carries_over_every_write_acknowledged_while_it_runs(
     sample_index: Path,
     model_dir: Path,
     sample_articles: list[Article],
-    tmp_path_factory: pytest.TempPathFactory,
+    embedding_cache: Path,
 ) -> None:
     """A real server takes a PUT every 0.2 s from the moment a real `index build` of the same
     articles starts until it has switched: every write acknowledged after the change the build
@@ -171,7 +171,7 @@ def test_a_rebuild_carries_over_every_write_acknowledged_while_it_runs(
     corpus.write_bytes(
         b"".join(orjson.dumps(a.model_dump(mode="json")) + b"\n" for a in sample_articles)
     )
-    cache = tmp_path_factory.getbasetemp() / "cache.sqlite"  # the sample's vectors
+    cache = embedding_cache  # the sample's vectors
     proc, base = start_server(
         index, model_dir, cache, tmp_path / "server.log", RECOMMENDER_API_KEYS=KEY
     )

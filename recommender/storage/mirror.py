@@ -1,7 +1,7 @@
 """The mirror: everything in memory that is derived from a store, kept up to date from its log.
 
-It holds, by slot: the teasers (the article fields without the body, what a box shows), the vector index
-(`recommender.storage.vectors`), the lexical index with live document frequencies
+It holds, by slot: the teasers (the article fields without the body, what a box shows), the
+vector index (`recommender.storage.vectors`), the lexical index with live document frequencies
 (`recommender.storage.lexical`), the named entities and their document frequencies, and the
 arrays the filters use. It is built from the store (`Mirror.load`) and follows the log
 (`catch_up` replays every change after `seq`), so every process serving one store sees every
