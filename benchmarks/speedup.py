@@ -65,11 +65,13 @@ TARGET_SINGLE_MS = 60.0
 
 def _ndcg(ctx: RunContext, budget: int) -> dict[str, float] | None:
     """Dev nDCG@10 of the default backend's vectors at `budget` (the embedding cache keeps
-    each budget's apart, so a budget is encoded once)."""
+    each budget's apart, so a budget is encoded once), ranked by the hand fusion: the default
+    ranking model is trained on the dev judgements, so it would score in sample."""
     files = judgement_files(ctx.data)
     if files is None:
         return None
-    settings = ctx.settings.model_copy(update={"max_tokens": budget})
+    hand = ctx.settings.ranking.model_copy(update={"model": None})
+    settings = ctx.settings.model_copy(update={"max_tokens": budget, "ranking": hand})
     directory = ctx.scratch / f"real-index-{budget}tok"
     build_index(
         ctx.data, directory, ArticleEncoder.from_settings(settings), settings, progress=False

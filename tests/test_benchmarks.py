@@ -199,6 +199,7 @@ def test_every_benchmark_ran(run_results: Path) -> None:
         "tfidf",
         "bm25",
         "pipeline",
+        "box (hand)",
         "stored",
         "final",
     }
