@@ -238,7 +238,7 @@ def budget_reason(settings: Settings) -> str:
         return "set (RECOMMENDER_MAX_TOKENS or --budget)"
     return (
         "the default: the cheapest measured budget whose dev pipeline nDCG@10 is within 0.005 "
-        "of 512 tokens' and whose box is no worse (README, Token budget)"
+        "of 512 tokens' (README, Token budget; the box per budget is not measured yet)"
     )
 
 
