@@ -1,8 +1,9 @@
-"""A real API server (`recommender serve`, uvicorn, 1 or more workers) in a subprocess on
+"""A real API server (`recommender serve`: a writer and 1 or more readers) in a subprocess on
 127.0.0.1, always stopped (its whole process group is killed if it does not stop in time)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -31,7 +32,7 @@ class Server:
     workers: int
 
     def pids(self) -> list[int]:
-        """The server process and its children (the uvicorn workers)."""
+        """The server process and its children (the writer and the readers)."""
         pids = [self.process.pid]
         try:
             for task in Path(f"/proc/{self.process.pid}/task").iterdir():
@@ -39,6 +40,14 @@ class Server:
         except OSError:
             pass
         return pids
+
+    def writer_pid(self) -> int | None:
+        """The writer process's pid, as /readyz names it (None when it does not answer)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=5) as response:
+                return int(json.load(response)["writer"]["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def memory_mib(self, field: str = "VmRSS") -> dict[int, float]:
         """A memory figure of /proc/PID/status (VmRSS: resident now, VmHWM: its peak) of the
@@ -82,8 +91,8 @@ def serve(
     workers: int = 1,
     env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Start `recommender serve` on a free port, wait until every worker has started and the
-    API answers /readyz, and stop it on exit."""
+    """Start `recommender serve` on a free port, wait until the writer and every reader have
+    started and the API answers /readyz, and stop it on exit."""
     port = free_port()
     child_env = (
         os.environ
@@ -104,7 +113,7 @@ def serve(
         server = Server(f"http://{HOST}:{port}", process, workers)
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
-            while log_path.read_bytes().count(STARTED) < workers or not ready(server.url):
+            while log_path.read_bytes().count(STARTED) < workers + 1 or not ready(server.url):
                 if process.poll() is not None or time.monotonic() > deadline:
                     tail = log_path.read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"server did not become ready:\n{tail}")

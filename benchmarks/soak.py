@@ -66,8 +66,10 @@ class Write:
 
 
 def roles(server: Server) -> dict[int, str]:
-    """What each process of the server is: `server`, `worker` or another helper by name."""
+    """What each process of the server is: `server` (the supervisor), `writer`, `reader` or
+    another helper by name."""
     out = {}
+    writer = server.writer_pid()
     for pid in server.pids():
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -78,7 +80,7 @@ def roles(server: Server) -> dict[int, str]:
         elif "resource_tracker" in command:
             out[pid] = "resource tracker"
         else:
-            out[pid] = "worker"
+            out[pid] = "writer" if pid == writer else "reader"
     return out
 
 

@@ -103,6 +103,15 @@ class Settings(BaseSettings):
         default=8, ge=0, description="text queries that may wait for the encoder (more: 503)"
     )
     access_log: bool = Field(default=True, description="JSON access log lines on stderr")
+    role: Literal["single", "reader", "writer"] = Field(
+        default="single",
+        description="set by `recommender serve` for its processes: a reader answers reads and "
+        "hands writes and text queries to the writer (at writer_socket); the writer owns the "
+        "encoder, every write and the periodic refresh; single does both",
+    )
+    writer_socket: Path | None = Field(
+        default=None, description="the writer's Unix socket (set by `recommender serve`)"
+    )
     demo: bool = Field(default=True, description="serve the demo news site at /demo")
     timezone: str = Field(
         default="Europe/Sofia", description="the site's time zone, for dates shown in the box"
@@ -134,6 +143,12 @@ class Settings(BaseSettings):
             f"ranking model {name!r}: no model directory (card.json) under {self.models_dir} "
             "nor at that path; RECOMMENDER_RANKING__MODEL=none ranks by the hand fusion"
         )
+
+    @model_validator(mode="after")
+    def _reader_has_a_writer(self) -> Settings:
+        if self.role == "reader" and self.writer_socket is None:
+            raise ValueError("role reader needs writer_socket: the writer's Unix socket")
+        return self
 
     def write_keys(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import orjson
@@ -46,7 +46,6 @@ from tqdm import tqdm
 
 from recommender.articles import Article
 from recommender.config import Settings
-from recommender.embedding.encoder import ArticleEncoder
 from recommender.ranking.related import (
     Related,
     RelatedItem,
@@ -68,6 +67,9 @@ from recommender.storage.store import (
 from recommender.storage.vectors import VectorIndexConfig
 from recommender.text.analyzer import Analyzer
 from recommender.text.entities import Entities, article_entities
+
+if TYPE_CHECKING:  # a reader never loads the encoder, so never imports it
+    from recommender.embedding.encoder import ArticleEncoder
 
 log = logging.getLogger("recommender.engine")
 
@@ -214,8 +216,11 @@ class Engine:
         model_id: str | None = None,
         index_config: VectorIndexConfig | None = None,
         generation: Path | None = None,
+        refreshes: bool = True,
     ) -> None:
-        """Serve the current generation of `directory`, or the given `generation` only."""
+        """Serve the current generation of `directory`, or the given `generation` only.
+        `refreshes`: whether this engine's follower runs the periodic refresh of the stored
+        lists (the writer's; a reader's engine only follows)."""
         single_threaded_math()
         self.directory = IndexDir(directory)
         self.settings = settings
@@ -227,6 +232,7 @@ class Engine:
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         self.last_refresh = time.monotonic()
+        self.refreshes = refreshes
         self._pinned = generation is not None
         self._version = self.directory.version()
         self.gen = self._open(generation) if generation is not None else self._open_current()
@@ -591,7 +597,7 @@ class Engine:
 
     def _periodic_refresh(self) -> None:
         hours = self.settings.refresh_hours
-        if not hours:
+        if not hours or not self.refreshes:
             return
         elapsed = time.monotonic() - self.last_refresh
         batch = math.floor(len(self.gen.mirror) * elapsed / (hours * 3600))

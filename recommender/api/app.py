@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.routing import BaseRoute
 
 from recommender.api import ops, reads, writes
 from recommender.api.box import box_router
@@ -51,8 +52,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StoreFull, _store_full)
     app.add_exception_handler(IndexUnavailable, _index_unavailable)
     _complete_schema(app)
-    install(app, state.settings, state)
+    install(app, state.settings, state, _writer_routes())
     return app
+
+
+def _writer_routes() -> list[BaseRoute]:
+    """What a reader hands to the writer: every write, and the text query (it encodes)."""
+    text_query = [
+        r for r in reads.router.routes if getattr(r, "endpoint", None) is reads.related_by_text
+    ]
+    return [*writes.router.routes, *text_query]
 
 
 async def _store_full(request: Request, exc: Exception) -> Response:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from recommender.api.state import State, get_state
+from recommender.engine import Engine
 from recommender.serving.errors import ErrorOut
+from recommender.serving.forward import writer_readiness
 from recommender.serving.metrics import Metrics
 
 router = APIRouter(tags=["ops"])
@@ -22,8 +25,12 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"model": ErrorOut}})
 def readyz(state: Annotated[State, Depends(get_state)]) -> dict[str, object]:
-    """The index and the encoder are loaded: reads, writes and text queries can be served."""
+    """The index and the encoder are loaded: reads, writes and text queries can be served. In
+    `recommender serve`, a reader answers this with the writer's readiness and its own index;
+    `role` and `pid` say which process answered (`writer` names the writer process)."""
     e = state.ready_engine()
+    if state.settings.role == "reader":
+        return reader_readiness(state, e)
     if state.encoder_error is not None:
         raise HTTPException(status_code=503, detail=f"encoder not loaded: {state.encoder_error}")
     return {
@@ -35,6 +42,8 @@ def readyz(state: Annotated[State, Depends(get_state)]) -> dict[str, object]:
         "generation": e.gen.path.name,
         "seq": e.gen.mirror.seq,
         "encoder": e.encoder.describe() if e.encoder is not None else None,
+        "role": state.settings.role,
+        "pid": os.getpid(),
     }
 
 
@@ -47,3 +56,26 @@ def prometheus_metrics(request: Request) -> Response:
     """Metrics in the Prometheus text format."""
     metrics: Metrics = request.app.state.metrics
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def reader_readiness(state: State, engine: Engine) -> dict[str, object]:
+    """A reader is ready when its index is loaded and the writer is ready: the writer's status,
+    writes and encoder with this reader's own view of the index."""
+    socket = state.settings.writer_socket
+    if socket is None:  # (Settings refuses a reader without one)
+        raise HTTPException(status_code=503, detail="writer not ready: no writer socket")
+    status, writer = writer_readiness(socket)
+    if status != 200:
+        raise HTTPException(status_code=503, detail=f"writer not ready: {writer.get('error')}")
+    return {
+        "status": writer.get("status"),
+        "writes": writer.get("writes"),
+        "articles": len(engine),
+        "model_id": engine.model_id,
+        "generation": engine.gen.path.name,
+        "seq": engine.gen.mirror.seq,
+        "encoder": writer.get("encoder"),
+        "role": "reader",
+        "pid": os.getpid(),
+        "writer": {k: writer.get(k) for k in ("pid", "generation", "seq", "articles")},
+    }

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 from cachetools import LRUCache
 from fastapi import Depends, HTTPException, Request
 
 from recommender.config import Settings
-from recommender.embedding.backends import model_id_for
-from recommender.embedding.encoder import ArticleEncoder
 from recommender.engine import EncoderUnavailable, Engine, IndexUnavailable
 from recommender.ranking.related import ArticleNotFound, RelatedQuery
 from recommender.serving import interpreter
 from recommender.serving.encodequeue import RETRY_AFTER_SECONDS, EncodeQueue, EncodeQueueFull
+
+if TYPE_CHECKING:
+    from recommender.embedding.encoder import ArticleEncoder
 
 log = logging.getLogger("recommender.api")
 T = TypeVar("T")
@@ -37,15 +38,30 @@ class State:
         )
 
     def load(self) -> None:
+        """Open the index; unless this is a reader, load the encoder too. A reader never
+        imports the embedding stage (nor torch): the writer encodes, and checks that the
+        index's model is the configured one."""
         settings = self.settings
-        encoder = None
+        encoder: ArticleEncoder | None = None
+        model_id: str | None = None
+        if settings.role != "reader":
+            from recommender.embedding.backends import model_id_for
+            from recommender.embedding.encoder import ArticleEncoder
+
+            model_id = model_id_for(settings)
+            try:
+                encoder = ArticleEncoder.from_settings(settings)
+            except Exception as exc:  # any failure to load a model: serve reads, report not ready
+                self.encoder_error = f"{type(exc).__name__}: {exc}"
+                log.error("encoder not loaded, writes and POST /related will answer 503: %s", exc)
         try:
-            encoder = ArticleEncoder.from_settings(settings)
-        except Exception as exc:  # any failure to load a model: serve reads, report not ready
-            self.encoder_error = f"{type(exc).__name__}: {exc}"
-            log.error("encoder not loaded, writes and POST /related will answer 503: %s", exc)
-        try:
-            self.engine = Engine(settings.index_dir, settings, encoder, model_id_for(settings))
+            self.engine = Engine(
+                settings.index_dir,
+                settings,
+                encoder,
+                model_id,
+                refreshes=settings.role != "reader",
+            )
         except (IndexUnavailable, OSError, ValueError) as exc:
             self.error = str(exc)
             log.error("index not loaded: %s", exc)

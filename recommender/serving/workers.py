@@ -1,17 +1,27 @@
-"""`recommender serve --workers N`: N uvicorn worker processes, each with its own listening
-socket on the same port (`SO_REUSEPORT`), so the kernel spreads new connections evenly across
-them. With one socket shared by every worker (uvicorn's `--workers`), whichever worker woke
-first accepted a whole burst of connections: with 32 keep-alive connections from wrk one worker
-used 19.8 s of CPU in 20 s and the other 0.38 s.
+"""`recommender serve --workers N`: one writer process and N reader processes.
 
-The supervisor (this process) starts the workers, restarts one that dies, and stops them on
-SIGTERM or SIGINT. Metrics add up across the workers through prometheus-client's multiprocess
-mode: the supervisor points PROMETHEUS_MULTIPROC_DIR at an empty directory before it starts
-them (a given one is emptied; otherwise a temporary one, removed at the end).
+The writer is the whole app with the encoder, listening on a Unix socket only: it takes every
+write, encodes, materializes the stored lists and runs the periodic refresh. The readers listen
+on the public port, each with its own socket (`SO_REUSEPORT`), so the kernel spreads new
+connections evenly across them (with one socket shared by every worker, as uvicorn's
+`--workers` does, whichever woke first accepted a whole burst: with 32 keep-alive connections
+from wrk one worker used 19.8 s of CPU in 20 s and the other 0.38 s). A reader answers reads
+from the store and its mirror, never loads the model (nor imports torch), and hands writes and
+text queries to the writer (`recommender.serving.forward`).
+
+The supervisor (this process) starts them all at once (a reader is ready when the writer is),
+restarts one that dies, and stops them on SIGTERM or SIGINT, readers first so that the writes
+they handed over are answered. Each child dies with the supervisor (`PR_SET_PDEATHSIG`), so a
+`kill -9` of the supervisor leaves no process behind. Metrics add up across the processes
+through prometheus-client's multiprocess mode: the supervisor points PROMETHEUS_MULTIPROC_DIR at
+an empty directory before it starts them (a given one is emptied; otherwise a temporary one,
+removed at the end).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -32,6 +42,7 @@ log = logging.getLogger("recommender.serving")
 APP = "recommender.api:create_app"
 STARTUP_FAILURE = 3
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -48,10 +59,35 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, options: dict[str, Any]) -> None:
-    config = uvicorn.Config(APP, host=host, port=port, **options)
+def _die_with(parent: int) -> None:
+    """Be killed when the supervisor dies, however it dies (Linux); exit if it already has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _reader(host: str, port: int, writer_socket: str, options: dict[str, Any], parent: int) -> None:
+    _die_with(parent)
+    os.environ.update(RECOMMENDER_ROLE="reader", RECOMMENDER_WRITER_SOCKET=writer_socket)
+    _run(uvicorn.Config(APP, host=host, port=port, **options), reuseport_socket(host, port))
+
+
+def _writer(path: str, options: dict[str, Any], parent: int) -> None:
+    _die_with(parent)
+    os.environ["RECOMMENDER_ROLE"] = "writer"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by a writer that died
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    os.chmod(path, 0o600)
+    _run(uvicorn.Config(APP, uds=path, **options), sock)
+
+
+def _run(config: uvicorn.Config, sock: socket.socket) -> None:
     server = uvicorn.Server(config)
-    server.run(sockets=[reuseport_socket(host, port)])
+    server.run(sockets=[sock])
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
@@ -71,20 +107,28 @@ def metrics_dir() -> tuple[Path, bool]:
 
 
 def run_workers(workers: int, host: str, port: int, options: dict[str, Any]) -> None:
-    """Serve with `workers` processes until SIGTERM or SIGINT."""
+    """Serve with one writer and `workers` readers until SIGTERM or SIGINT."""
     guard = reuseport_socket(host, port)  # fails here, once, if the port is taken
     path, ours = metrics_dir()
+    runtime = Path(tempfile.mkdtemp(prefix="recommender-writer-"))
+    writer_socket = str(runtime / "writer.sock")
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    me = os.getpid()
 
-    def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(host, port, options), daemon=False)
+    def start(role: str) -> multiprocessing.process.BaseProcess:
+        if role == "writer":
+            process = context.Process(target=_writer, args=(writer_socket, options, me))
+        else:
+            args = (host, port, writer_socket, options, me)
+            process = context.Process(target=_reader, args=args)
         process.start()
         return process
 
-    processes = [start() for _ in range(workers)]
+    roles = ["writer"] + ["reader"] * workers
+    processes = [start(role) for role in roles]
     try:
         while not stop.wait(0.5):
             for i, process in enumerate(processes):
@@ -93,19 +137,21 @@ def run_workers(workers: int, host: str, port: int, options: dict[str, Any]) -> 
                 if process.pid is not None:
                     mark_process_dead(process.pid, str(path))  # type: ignore[no-untyped-call]
                 if process.exitcode == STARTUP_FAILURE:
-                    log.error("worker %s failed to start; stopping", process.pid)
+                    log.error("%s %s failed to start; stopping", roles[i], process.pid)
                     stop.set()
                     break
                 log.warning(
-                    "worker %s exited (%s); starting another", process.pid, process.exitcode
+                    "%s %s exited (%s); starting another", roles[i], process.pid, process.exitcode
                 )
-                processes[i] = start()
+                processes[i] = start(roles[i])
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join()
+        for group in (processes[1:], processes[:1]):  # the readers, then the writer
+            for process in group:
+                if process.is_alive():
+                    process.terminate()
+            for process in group:
+                process.join()
         guard.close()
+        shutil.rmtree(runtime, ignore_errors=True)
         if ours:
             shutil.rmtree(path, ignore_errors=True)
