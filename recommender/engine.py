@@ -8,12 +8,16 @@ it follows the store's log, so a write made by another process (another `serve` 
 
 Writes: `upsert` and `delete` run as one SQLite transaction each, holding the store's write lock
 (`BEGIN IMMEDIATE`): the articles with their vectors, term counts and entities, a change row
-each, and every stored list the write changes. Before it writes, the transaction replays what
-other processes committed, so it ranks over the whole index. Lists changed by a write:
-- the written article's own list (final stage, default parameters, `max_k` items);
-- the lists that held a written or removed article (who-lists-whom, the `listed` table);
+each, the written article's own list (final stage, default parameters, `max_k` items), and, for
+an unpublication, every list that held the removed article (who-lists-whom, the `listed` table).
+Before it writes, the transaction replays what other processes committed, so it ranks over the
+whole index. That is what a write's acknowledgement waits for. The older lists a publication or
+correction changes are its second wave, recorded in the same transaction (the `waves` table)
+and recomputed right after by the writer's follower (`finish_waves`, within
+`follow_seconds`), or on close, or by the next writer when this one was killed:
+- the lists that held a written article;
 - the lists of the written article's `reverse_neighbours` best-ranked neighbours, so a new
-  article of a story enters the lists of the older articles of that story at once.
+  article of a story enters the lists of the older articles of that story.
 A stored list is rewritten only when its items change, so its ETag changes exactly then.
 
 A rebuild (`build_generation`) writes a new generation aside, replays the writes the old one
@@ -29,6 +33,7 @@ write.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sqlite3
@@ -335,6 +340,8 @@ class Engine:
         self.follow()
         self.sync()
         self._close_retired()
+        if self.refreshes:
+            self.finish_waves()
         self._periodic_refresh()
 
     def start_following(self) -> None:
@@ -350,9 +357,13 @@ class Engine:
         self._follower.start()
 
     def close(self) -> None:
+        """Stop following; a writing engine (`refreshes`) first finishes its pending waves."""
         self._stop.set()
         if self._follower is not None:
             self._follower.join(timeout=5)
+        if self.refreshes:
+            with contextlib.suppress(StoreError, sqlite3.Error):
+                self.finish_waves()
         if self._lookup is not None:
             self._lookup[1].close()
         self._close_retired(everything=True)
@@ -562,22 +573,51 @@ class Engine:
     def _materialize(
         self, tx: Transaction, gen: Generation, written: Sequence[str], removed: Sequence[str]
     ) -> int:
-        """Recompute every stored list the write changes; returns how many changed."""
+        """Store the written articles' own lists, drop the removed ones' and rewrite every list
+        that held a removed article (unpublished means in no list once acknowledged); record
+        the rest as the write's second wave (`finish_waves`): the lists that held a written
+        article and those of its best-ranked neighbours. Returns how many lists changed."""
         q = self._default_query()
         related = gen.related
-        targets = tx.lists_holding([*written, *removed])
+        now = tx.lists_holding(list(removed))
+        wave = tx.lists_holding(list(written))
         changed = 0
         for article_id in written:
             ranked, items = related.ranked(related.query_of(article_id), q)
             changed += self._store_list(tx, gen, article_id, items)
-            for neighbour in ranked[: self.settings.reverse_neighbours]:
-                targets.add(neighbour.article.id)
+            wave.update(n.article.id for n in ranked[: self.settings.reverse_neighbours])
         for article_id in removed:
             tx.drop_list(article_id)
-        for article_id in sorted(targets - set(written) - set(removed)):
+        done = set(written) | set(removed)
+        for article_id in sorted(now - done):
             if article_id in gen.mirror:
                 changed += self._store_list(tx, gen, article_id, related.for_id(article_id, q))
+        wave -= done | now
+        if wave:
+            tx.add_wave(gen.mirror.seq, wave)
         return changed
+
+    def finish_waves(self) -> int:
+        """Recompute the lists the pending second waves name (every write's since the last
+        call, in one transaction; a wave left by a killed writer too). Returns how many lists
+        changed."""
+        with self._write_lock:
+            gen = self.sync()
+            if not gen.store.pending_waves():
+                return 0
+            q = self._default_query()
+            changed = 0
+            with gen.mirror.lock, gen.store.transaction() as tx:
+                gen.mirror.catch_up(gen.store)
+                pending = tx.waves()
+                targets = sorted({i for _, ids in pending for i in ids})
+                for article_id in targets:
+                    if article_id in gen.mirror:
+                        items = gen.related.for_id(article_id, q)
+                        changed += self._store_list(tx, gen, article_id, items)
+                if pending:
+                    tx.drop_waves(pending[-1][0])
+            return changed
 
     def refresh(self, limit: int | None = None) -> int:
         """Recompute the `limit` stored lists computed longest ago (all with None)."""

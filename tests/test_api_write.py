@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +71,14 @@ def _listed_in(client: TestClient, articles: list[Article], article_id: str) -> 
     ]
 
 
+def _waves_done(client: TestClient) -> None:
+    """Wait until /readyz reports no pending second wave (the follower runs it within 0.2 s)."""
+    deadline = time.monotonic() + 30
+    while client.get("/readyz").json()["waves_pending"]:
+        assert time.monotonic() < deadline, "the second wave did not run"
+        time.sleep(0.05)
+
+
 def test_delete_then_publish_again(client: TestClient, sample_articles: list[Article]) -> None:
     article = next(a for a in sample_articles if a.id == "a1004")
     holders = _listed_in(client, sample_articles, article.id)
@@ -83,6 +92,7 @@ def test_delete_then_publish_again(client: TestClient, sample_articles: list[Art
     assert r.status_code == 201 and r.json()["status"] == "created"
     related = client.get(f"/articles/{article.id}/related").json()
     assert related["count"] == 5 and article.id not in {i["id"] for i in related["items"]}
+    _waves_done(client)  # the older lists are the write's second wave
     assert _listed_in(client, sample_articles, article.id) == holders
     again = client.put(f"/articles/{article.id}", json=_body(article), headers=AUTH)
     assert again.status_code == 200 and again.json()["status"] == "unchanged"

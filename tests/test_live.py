@@ -6,9 +6,13 @@ disk, two engines standing for two serving processes.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -86,6 +90,11 @@ def test_publish_answers_at_once_and_enters_the_older_lists(
     assert result.status == "created" and result.seq is not None
     own = _stored_ids(engine, NEW)
     assert len(own) == engine.settings.max_k and set(OLDER) & set(own)
+    # acknowledged with its own list; the older lists are the second wave, pending until done
+    assert engine.gen.store.pending_waves() == 1
+    assert not all(NEW in _stored_ids(engine, older) for older in OLDER)
+    assert engine.finish_waves() >= len(OLDER)
+    assert engine.gen.store.pending_waves() == 0
     assert all(NEW in _stored_ids(engine, older) for older in OLDER)
     # every stored list that would show the new article (a full recomputation) shows it
     default = RelatedQuery(k=engine.settings.max_k)
@@ -116,6 +125,7 @@ def test_unchanged_is_not_rewritten_and_a_metadata_fix_is_not_reencoded(
     fixed = article.model_copy(update={"url": "https://example.bg/fixed"})
     (result,) = engine.upsert([fixed])
     assert result.status == "updated" and encoded == []
+    engine.finish_waves()  # the lists that show the article are its second wave
     shown = orjson.loads(engine.stored_list(holders[0]) or b"[]")
     assert next(i for i in shown if i["id"] == "a1003")["url"] == "https://example.bg/fixed"
     corrected = article.model_copy(update={"title": article.title + " (обновена)"})
@@ -151,6 +161,7 @@ def test_a_write_a_rebuild_switches_under_goes_to_the_new_generation_encoded_onc
     assert result.status == "created" and encoded == [NEW]
     assert rebuilt and engine.gen.path == rebuilt[0] != old
     assert NEW in engine.gen.mirror and engine.gen.store.head() == result.seq
+    engine.finish_waves()  # on the new generation, where the write went
     assert all(NEW in _stored_ids(engine, older) for older in OLDER)
 
 
@@ -399,3 +410,50 @@ def test_a_damaged_store_is_refused_naming_it_and_index_rebuild_recovers(
         assert all(engine.stored_list(a) is not None for a in engine.gen.mirror.slot_of)
     finally:
         engine.close()
+
+
+KILLED_AFTER_THE_ACKNOWLEDGEMENT = """
+import os, signal, sys
+from recommender.articles import Article
+from recommender.config import Settings
+from recommender.embedding.encoder import ArticleEncoder
+from recommender.engine import Engine
+
+settings = Settings(index_dir=sys.argv[1])
+engine = Engine(settings.index_dir, settings, ArticleEncoder.from_settings(settings))
+(result,) = engine.upsert([Article.model_validate_json(sys.stdin.read())])
+print(result.status, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # acknowledged, its second wave not done
+"""
+
+
+def test_a_writer_killed_before_its_second_wave_leaves_it_to_the_next_writer(
+    settings: Settings, encoder: ArticleEncoder, sample_articles: list[Article]
+) -> None:
+    """A real process publishes NEW and is killed with SIGKILL as soon as the write returns:
+    the older lists do not show NEW yet, the wave is pending in the store, and the next writer
+    to open the index finishes it (its follower does, or closing it does)."""
+    env = dict(os.environ, RECOMMENDER_CACHE_PATH=str(settings.cache_path))
+    env["RECOMMENDER_MODELS_DIR"] = str(settings.models_dir)
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_THE_ACKNOWLEDGEMENT, str(settings.index_dir)],
+        input=_by_id(sample_articles, NEW).model_dump_json(),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == -signal.SIGKILL and run.stdout.split() == ["created"], run.stderr
+    reader = Engine(settings.index_dir, settings, refreshes=False)
+    try:
+        assert reader.gen.store.pending_waves() == 1
+        assert not all(NEW in _stored_ids(reader, older) for older in OLDER)
+        writer = Engine(settings.index_dir, settings, encoder)
+        writer.start_following()
+        deadline = time.monotonic() + 30
+        while reader.gen.store.pending_waves() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        writer.close()
+        assert reader.gen.store.pending_waves() == 0
+        assert all(NEW in _stored_ids(reader, older) for older in OLDER)
+    finally:
+        reader.close()

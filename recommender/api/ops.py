@@ -27,7 +27,8 @@ def healthz() -> dict[str, str]:
 def readyz(state: Annotated[State, Depends(get_state)]) -> dict[str, object]:
     """The index and the encoder are loaded: reads, writes and text queries can be served. In
     `recommender serve`, a reader answers this with the writer's readiness and its own index;
-    `role` and `pid` say which process answered (`writer` names the writer process)."""
+    `role` and `pid` say which process answered (`writer` names the writer process);
+    `waves_pending`: acknowledged writes whose older lists are not rewritten yet."""
     e = state.ready_engine()
     if state.settings.role == "reader":
         return reader_readiness(state, e)
@@ -41,6 +42,7 @@ def readyz(state: Annotated[State, Depends(get_state)]) -> dict[str, object]:
         "model_id": e.model_id,
         "generation": e.gen.path.name,
         "seq": e.gen.mirror.seq,
+        "waves_pending": e.gen.store.pending_waves(),
         "encoder": e.encoder.describe() if e.encoder is not None else None,
         "role": state.settings.role,
         "pid": os.getpid(),
@@ -74,6 +76,7 @@ def reader_readiness(state: State, engine: Engine) -> dict[str, object]:
         "model_id": engine.model_id,
         "generation": engine.gen.path.name,
         "seq": engine.gen.mirror.seq,
+        "waves_pending": writer.get("waves_pending"),
         "encoder": writer.get("encoder"),
         "role": "reader",
         "pid": os.getpid(),

@@ -1,5 +1,7 @@
 """The writes, each behind the write key: publish or correct one article, unpublish one, and
-the same in bulk. When a write returns, the stored lists it changes are stored and served."""
+the same in bulk. When a write returns it is committed: the article and its own list are
+served, an unpublished article is in no list, and the older lists a publication changes follow
+within about a second (the write's second wave, `Engine.finish_waves`)."""
 
 from __future__ import annotations
 
@@ -66,8 +68,9 @@ async def put_article(
     engine: Annotated[Engine, Depends(get_engine)],
     queue: Annotated[EncodeQueue, Depends(encode_queue)],
 ) -> WriteOut:
-    """Publish or correct one article. When this returns, its related list (and the lists
-    of the older articles it belongs with) are stored and served."""
+    """Publish or correct one article. When this returns, it and its related list are
+    stored and served; the lists of the older articles it belongs with follow within about a
+    second."""
     try:
         valid = Article.model_validate({**article.model_dump(exclude_unset=True), "id": article_id})
     except ValidationError as exc:

@@ -10,6 +10,9 @@ Tables:
     lists     the materialized related list of every article (final stage, default
               parameters, `max_k` items, rendered as JSON) with the change it was computed at
     listed    who lists whom: (item, list) for every item of every stored list
+    waves     the second wave of a write: the older lists it may change (a JSON array of
+              ids), keyed by the write's change, recorded in the write's transaction and
+              deleted by the transaction that recomputes them
 
 Every accepted write is one transaction (`Store.transaction`): the article, its signals, its
 change row and the lists it changes commit together, or not at all. The database runs in WAL
@@ -89,6 +92,13 @@ CREATE INDEX lists_computed ON lists (computed_at);
     # 2: the schema's version is `user_version`; the meta row that held it goes
     """
 DELETE FROM meta WHERE key = 'format_version';
+""",
+    # 3: reverse updates acknowledged but not yet done (a write's second wave)
+    """
+CREATE TABLE waves (
+    seq INTEGER PRIMARY KEY,
+    lists BLOB NOT NULL
+);
 """,
 )
 """The store's schema, one SQL script a migration; append a migration, never edit one."""
@@ -339,6 +349,11 @@ class Store:
         (seq,) = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
         return int(seq)
 
+    def pending_waves(self) -> int:
+        """Writes whose second wave (their reverse updates) is not done yet."""
+        (count,) = self.db.execute("SELECT COUNT(*) FROM waves").fetchone()
+        return int(count)
+
     def changes_since(self, seq: int) -> list[Change]:
         return [
             Change(int(r["seq"]), r["op"], r["id"])
@@ -507,6 +522,21 @@ class Transaction:
     def drop_list(self, article_id: str) -> None:
         self.db.execute("DELETE FROM lists WHERE id = ?", (article_id,))
         self.db.execute(DELETE_LISTED, (article_id,))
+
+    def add_wave(self, seq: int, list_ids: Iterable[str]) -> None:
+        """Record the lists a write's second wave recomputes."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO waves (seq, lists) VALUES (?, ?)",
+            (seq, orjson.dumps(sorted(list_ids))),
+        )
+
+    def waves(self) -> list[tuple[int, list[str]]]:
+        """The pending waves, oldest first: (seq, list ids)."""
+        rows = self.db.execute("SELECT seq, lists FROM waves ORDER BY seq")
+        return [(int(seq), orjson.loads(lists)) for seq, lists in rows]
+
+    def drop_waves(self, through: int) -> None:
+        self.db.execute("DELETE FROM waves WHERE seq <= ?", (through,))
 
     def lists_holding(self, item_ids: Sequence[str]) -> set[str]:
         query = "SELECT list FROM listed WHERE item IN ({ids})"
