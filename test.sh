@@ -11,4 +11,4 @@ mypy
 # two workers (one per core), each test file kept on one worker (its module fixtures, servers and
 # the benchmarks' run, are made once), files in the conftest's order (the long ones first); the
 # conftest makes the model and the sample index once for both
-python -m pytest -n 2 --dist loadfile --no-loadscope-reorder "$@"
+python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25 "$@"
