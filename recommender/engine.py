@@ -224,8 +224,9 @@ class Engine:
         refreshes: bool = True,
     ) -> None:
         """Serve the current generation of `directory`, or the given `generation` only.
-        `refreshes`: whether this engine's follower runs the periodic refresh of the stored
-        lists (the writer's; a reader's engine only follows)."""
+        `refreshes`: whether this is a writing engine: its follower does the writes' second
+        waves and the periodic refresh of the stored lists, and closing it finishes its waves
+        (a reader's engine only follows)."""
         single_threaded_math()
         self.directory = IndexDir(directory)
         self.settings = settings
