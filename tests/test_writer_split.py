@@ -3,19 +3,24 @@ write) and reader processes that never load the model and hand writes to the wri
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from recommender.api.app import writer_routes
 from recommender.articles import Article
+from recommender.serving.forward import Forward
 from tests.server import start_server, stop
 
 KEY = "split-key"
@@ -163,3 +168,57 @@ def test_the_writer_is_its_own_process_and_a_killed_one_is_replaced_while_reads_
     finally:
         if proc.poll() is None:
             stop(proc)
+
+
+def test_a_body_cut_by_the_client_is_not_handed_to_the_writer(tmp_path: Path) -> None:
+    """A PUT whose client disconnects after 3 of its 10 bytes: the reader hands nothing to the
+    writer and answers nothing. (Before, it forwarded the 3 bytes under the client's
+    Content-Length of 10: h11 raised LocalProtocolError in the reader, a 500.)"""
+    path = tmp_path / "writer.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen()
+    listener.settimeout(3)
+    accepted: list[bytes] = []
+
+    def writer() -> None:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            return
+        conn.settimeout(1)
+        accepted.append(conn.recv(65536))
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"t', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[object] = []
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("a write must not reach the reader's own routes")
+
+    scope = {
+        "type": "http",
+        "method": "PUT",
+        "path": "/articles/cut",
+        "raw_path": b"/articles/cut",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"10")],
+    }
+    forward = Forward(app, writer_routes(), path)
+    asyncio.run(asyncio.wait_for(forward(scope, receive, send), timeout=5))
+    thread.join()
+    listener.close()
+    assert accepted == [] and sent == []

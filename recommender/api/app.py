@@ -52,11 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StoreFull, _store_full)
     app.add_exception_handler(IndexUnavailable, _index_unavailable)
     _complete_schema(app)
-    install(app, state.settings, state, _writer_routes())
+    install(app, state.settings, state, writer_routes())
     return app
 
 
-def _writer_routes() -> list[BaseRoute]:
+def writer_routes() -> list[BaseRoute]:
     """What a reader hands to the writer: every write, and the text query (it encodes)."""
     text_query = [
         r for r in reads.router.routes if getattr(r, "endpoint", None) is reads.related_by_text

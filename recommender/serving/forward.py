@@ -32,6 +32,7 @@ from recommender.serving.errors import error_response
 log = logging.getLogger("recommender.serving")
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"host"})
+NOT_FORWARDED = HOP_BY_HOP | {b"content-length"}  # httpx states the length of what it sends
 WRITER_BASE = "http://writer"
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -89,28 +90,32 @@ class Forward:
             if self._client is not None:
                 await self._client.aclose()
 
-    async def _body(self, receive: Receive) -> bytes:
+    async def _body(self, receive: Receive) -> bytes | None:
+        """The whole request body, or None when the client went away before sending it all
+        (nothing is handed over then: a cut body must never reach the writer)."""
         chunks = []
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                return None
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+                return b"".join(chunks)
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await self._body(receive)
+        if body is None:
+            return
         if self._client is None:
             self._client = writer_client(self.socket_path)
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in NOT_FORWARDED]
         query = scope.get("query_string", b"")
         url = scope.get("raw_path") or scope["path"].encode()
         request = self._client.build_request(
             scope["method"],
             (url + (b"?" + query if query else b"")).decode("latin-1"),
             headers=headers,
-            content=await self._body(receive),
+            content=body,
         )
         try:
             answer = await self._client.send(request, stream=True)
