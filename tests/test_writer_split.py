@@ -21,6 +21,7 @@ import pytest
 from recommender.api.app import writer_routes
 from recommender.articles import Article
 from recommender.serving.forward import Forward
+from recommender.serving.workers import RUNTIME_PREFIXES, sweep_runtime_dirs
 from tests.server import start_server, stop
 
 KEY = "split-key"
@@ -222,3 +223,19 @@ def test_a_body_cut_by_the_client_is_not_handed_to_the_writer(tmp_path: Path) ->
     thread.join()
     listener.close()
     assert accepted == [] and sent == []
+
+
+def test_a_killed_supervisors_directories_are_removed_by_the_next_one(tmp_path: Path) -> None:
+    """A supervisor killed with SIGKILL leaves its metrics directory and the writer's socket
+    directory in the temporary directory; the next one removes those whose supervisor is dead
+    and leaves a running one's, and what is not of that shape."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = [tmp_path / f"{p}{dead.pid}-abc" for p in RUNTIME_PREFIXES]
+    running = [tmp_path / f"{p}{os.getpid()}-def" for p in RUNTIME_PREFIXES]
+    other = [tmp_path / "recommender-writer-x", tmp_path / "recommender-notes-1-a"]
+    for path in left + running + other:
+        path.mkdir()
+    (left[1] / "writer.sock").write_bytes(b"")
+    assert sorted(sweep_runtime_dirs(tmp_path)) == sorted(left)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in running + other)

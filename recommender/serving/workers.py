@@ -43,6 +43,8 @@ APP = "recommender.api:create_app"
 STARTUP_FAILURE = 3
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PR_SET_PDEATHSIG = 1  # prctl(2)
+RUNTIME_PREFIXES = ("recommender-metrics-", "recommender-writer-")
+"""The supervisor's temporary directories: `<prefix><its pid>-<random>`."""
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -101,16 +103,45 @@ def metrics_dir() -> tuple[Path, bool]:
         for old in path.glob("*.db"):
             old.unlink()
         return path, False
-    path = Path(tempfile.mkdtemp(prefix="recommender-metrics-"))
+    path = Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIXES[0]}{os.getpid()}-"))
     os.environ[MULTIPROC_ENV] = str(path)
     return path, True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def sweep_runtime_dirs(tmp: Path | None = None) -> list[Path]:
+    """Remove the temporary directories of supervisors that died without removing them (a
+    `kill -9` leaves its metrics files and the writer's socket behind); a directory whose
+    supervisor still runs, or that is not ours, stays. Returns what was removed."""
+    removed = []
+    root = Path(tmp or tempfile.gettempdir())
+    for prefix in RUNTIME_PREFIXES:
+        for path in root.glob(f"{prefix}*-*"):
+            pid = path.name.removeprefix(prefix).split("-", 1)[0]
+            if not pid.isdigit() or not path.is_dir() or path.stat().st_uid != os.getuid():
+                continue
+            if not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
 
 
 def run_workers(workers: int, host: str, port: int, options: dict[str, Any]) -> None:
     """Serve with one writer and `workers` readers until SIGTERM or SIGINT."""
     guard = reuseport_socket(host, port)  # fails here, once, if the port is taken
+    for left in sweep_runtime_dirs():
+        log.info("removed %s, left by a supervisor that was killed", left)
     path, ours = metrics_dir()
-    runtime = Path(tempfile.mkdtemp(prefix="recommender-writer-"))
+    runtime = Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIXES[1]}{os.getpid()}-"))
     writer_socket = str(runtime / "writer.sock")
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
