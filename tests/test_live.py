@@ -349,8 +349,8 @@ def test_the_refresh_lag_is_the_oldest_list_and_the_periodic_refresh_takes_its_s
         assert age is not None and 30 * 3600 <= age < 30 * 3600 + 60
         lists = len(engine)
         # half the refresh period has passed: half of the lists are due, the oldest first
-        engine.last_refresh = time.monotonic() - 12 * 3600
-        engine._periodic_refresh()
+        engine._writer.last_refresh = time.monotonic() - 12 * 3600  # (internal on purpose)
+        engine._writer.periodic_refresh()
         fresh = engine.gen.store.db.execute(
             "SELECT COUNT(*) FROM lists WHERE computed_at > ?",
             ((datetime.now(UTC) - timedelta(minutes=1)).isoformat(),),
