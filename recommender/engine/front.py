@@ -70,10 +70,6 @@ class Engine:
     # -- the generation in use ---------------------------------------------------------------
 
     @property
-    def gen(self) -> Generation:
-        return self._follower.gen
-
-    @property
     def encoder(self) -> ArticleEncoder | None:
         """The encoder writes and text queries use (None in a reader)."""
         return self._writer.encoder
