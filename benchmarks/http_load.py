@@ -63,7 +63,7 @@ def corpus_ids_file(ctx: RunContext, directory: Path, count: int, name: str) -> 
     """`count` ids drawn at random from the articles the index at `directory` holds."""
     engine = Engine(directory, ctx.settings)
     try:
-        ids = sorted(engine.gen.mirror.slot_of)
+        ids = sorted(engine.ids())
     finally:
         engine.close()
     rows = np.random.default_rng(ctx.seed).integers(0, len(ids), size=count)

@@ -70,7 +70,7 @@ def website_read(engine: Engine) -> Callable[[str], object]:
 
 def search_only(engine: Engine, pool: int) -> Callable[[str], object]:
     """The FAISS search of the dense path alone (own slot excluded by a mask, as ranked)."""
-    mirror = engine.gen.mirror
+    mirror = engine.read_view().mirror
 
     def search(article: str) -> object:
         slot = mirror.slot_of[article]
@@ -104,7 +104,7 @@ def measure_size(ctx: RunContext, size: int, ids: list[str]) -> dict[str, Any]:
             "size": size,
             "build_s": round(build_s, 2),
             "load_s": round(load_s, 2),
-            "index": engine.gen.mirror.vectors.params(),
+            "index": engine.read_view().mirror.vectors.params(),
             "read_ms": _loop(ctx, ids, website_read(engine)),
             "dense_ms": _loop(ctx, ids, computed(engine, RelatedQuery(method="dense"))),
             "search_only_ms": _loop(ctx, ids, search_only(engine, pool)),
@@ -117,7 +117,7 @@ def measure_size(ctx: RunContext, size: int, ids: list[str]) -> dict[str, Any]:
 def parameter_variants(engine: Engine) -> dict[str, RelatedQuery]:
     """Non-default parameters a site sends: a filter on its commonest section (or source when
     the corpus has none), the last 30 days of the corpus, raw relevance, dense only, MMR."""
-    stories = [s for s in engine.gen.mirror.teasers if s is not None]
+    stories = engine.teasers()
     sections = Counter(s.section for s in stories if s.section)
     sources = Counter(s.source for s in stories if s.source)
     dates = sorted(s.published for s in stories if s.published is not None)
@@ -137,7 +137,7 @@ def parameter_variants(engine: Engine) -> dict[str, RelatedQuery]:
 def measure_real(ctx: RunContext, n: int) -> dict[str, Any]:
     engine, load_s = _open(ctx, ctx.real_index_dir())
     try:
-        real_ids = sorted(engine.gen.mirror.slot_of)
+        real_ids = sorted(engine.ids())
         ids = [real_ids[r] for r in _ids(len(real_ids), ctx.seed, n)]
         variants = parameter_variants(engine)
         params = {
@@ -154,7 +154,7 @@ def measure_real(ctx: RunContext, n: int) -> dict[str, Any]:
         return {
             "size": len(real_ids),
             "load_s": round(load_s, 2),
-            "index": engine.gen.mirror.vectors.params(),
+            "index": engine.read_view().mirror.vectors.params(),
             "read_ms": _loop(ctx, ids, website_read(engine)),
             "default_computed_ms": default,
             "parameters": params,

@@ -137,7 +137,7 @@ def test_index_update_upserts_in_place(
     assert "1 created, 1 unchanged, 1 updated (1 rejected" in result.output
     assert f"{src}:4: needs a non-empty 'body' or 'lead'" in result.output
     engine = _open(small_index, engine_of)
-    assert engine.gen.path.name == generation  # in place: no new generation
+    assert engine.generation_path.name == generation  # in place: no new generation
     assert len(engine) == 9 and engine.article(new.id) is not None
     assert engine.article(changed.id).title == "Поправено заглавие"  # type: ignore[union-attr]
     assert _listed(engine, new.id) and new.id not in _listed(engine, new.id)

@@ -135,9 +135,9 @@ def test_killed_server_keeps_every_acknowledged_write(
         for article_id, state in acked.items():
             if state == "unknown":
                 continue
-            assert (article_id in engine.gen.mirror) is (state == "present")
+            assert (article_id in engine) is (state == "present")
             listed = [
-                orjson.loads(engine.stored_list(a) or b"[]") for a in engine.gen.mirror.slot_of
+                orjson.loads(engine.stored_list(a) or b"[]") for a in engine.ids()
             ]
             if state == "deleted":
                 assert all(article_id not in {i["id"] for i in items} for items in listed)

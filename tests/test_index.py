@@ -120,7 +120,7 @@ def test_generation_roundtrip(tmp_path: Path) -> None:
     engine = Engine(target, settings, model_id="model-a")
     assert len(engine) == 40 and engine.article("id-3") == _articles(40)[3]
     assert engine.stored_list("id-3") is not None
-    mirror = engine.gen.mirror
+    mirror = engine.read_view().mirror
     assert np.allclose(mirror.vectors.vectors[mirror.slot_of["id-9"]], _vectors(40)[9])
     sport = mirror.allowed(section="sport")
     assert sport is not None and sorted(np.flatnonzero(sport).tolist()) == list(range(1, 40, 2))
@@ -229,7 +229,7 @@ def test_the_follower_backs_off_while_it_cannot_follow_and_logs_each_change_once
                 state.step(engine.poll)
                 delays.append(state.delay)
             assert delays == [0.4, 0.8, 1.0, 1.0, 1.0, 1.0]
-            assert engine.gen.path == first and len(engine) == 3
+            assert engine.generation_path == first and len(engine) == 3
             with pytest.raises(IndexUnavailable, match="is damaged"):
                 engine.delete(["id-0"])
             errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -257,7 +257,8 @@ def test_a_write_that_a_switch_interrupts_every_time_gives_up_after_its_attempts
     settings = Settings(index_dir=target)
     build_generation(target, _prepared(3), META, settings, progress=False)
     engine = Engine(target, settings)
-    real_sync = engine.sync
+    follower = engine._follower  # (internal on purpose: a write's attempts sync through it)
+    real_sync = follower.sync
     builds: list[Path] = []
 
     def sync_then_rebuild() -> Generation:
@@ -266,13 +267,13 @@ def test_a_write_that_a_switch_interrupts_every_time_gives_up_after_its_attempts
         builds.append(build_generation(target, _prepared(3), META, settings, progress=False))
         return gen
 
-    monkeypatch.setattr(engine, "sync", sync_then_rebuild)
+    monkeypatch.setattr(follower, "sync", sync_then_rebuild)
     try:
         with pytest.raises(IndexUnavailable, match=f"switched {WRITE_ATTEMPTS} times"):
             engine.delete(["id-1"])
         assert len(builds) == WRITE_ATTEMPTS
-        monkeypatch.setattr(engine, "sync", real_sync)
-        assert engine.follow() and engine.gen.path == builds[-1]
-        assert engine.article("id-1") is not None and engine.gen.store.head() == 0
+        monkeypatch.setattr(follower, "sync", real_sync)
+        assert engine.follow() and engine.generation_path == builds[-1]
+        assert engine.article("id-1") is not None and engine.read_view().store.head() == 0
     finally:
         engine.close()

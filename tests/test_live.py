@@ -91,14 +91,14 @@ def test_publish_answers_at_once_and_enters_the_older_lists(
     own = _stored_ids(engine, NEW)
     assert len(own) == engine.settings.max_k and set(OLDER) & set(own)
     # acknowledged with its own list; the older lists are the second wave, pending until done
-    assert engine.gen.store.pending_waves() == 1
+    assert engine.waves_pending() == 1
     assert not all(NEW in _stored_ids(engine, older) for older in OLDER)
     assert engine.finish_waves() >= len(OLDER)
-    assert engine.gen.store.pending_waves() == 0
+    assert engine.waves_pending() == 0
     assert all(NEW in _stored_ids(engine, older) for older in OLDER)
     # every stored list that would show the new article (a full recomputation) shows it
     default = RelatedQuery(k=engine.settings.max_k)
-    for article_id in engine.gen.mirror.slot_of:
+    for article_id in engine.ids():
         fresh = [i.article.id for i in engine.related(article_id, default)]
         if NEW in fresh[:5]:
             assert NEW in _stored_ids(engine, article_id), article_id
@@ -117,11 +117,11 @@ def test_unchanged_is_not_rewritten_and_a_metadata_fix_is_not_reencoded(
 
     monkeypatch.setattr(engine.encoder, "encode_articles", counting)
     article = _by_id(sample_articles, "a1003")
-    holders = [a for a in engine.gen.mirror.slot_of if "a1003" in _stored_ids(engine, a)]
+    holders = [a for a in engine.ids() if "a1003" in _stored_ids(engine, a)]
     assert holders
-    seq = engine.gen.mirror.seq
+    seq = engine.seq
     assert [r.status for r in engine.upsert([article])] == ["unchanged"]
-    assert engine.gen.mirror.seq == seq
+    assert engine.seq == seq
     fixed = article.model_copy(update={"url": "https://example.bg/fixed"})
     (result,) = engine.upsert([fixed])
     assert result.status == "updated" and encoded == []
@@ -156,23 +156,23 @@ def test_a_write_a_rebuild_switches_under_goes_to_the_new_generation_encoded_onc
         return real(articles, progress)
 
     monkeypatch.setattr(engine.encoder, "encode_articles", encode_while_a_rebuild_switches)
-    old = engine.gen.path
+    old = engine.generation_path
     (result,) = engine.upsert([_by_id(sample_articles, NEW)])
     assert result.status == "created" and encoded == [NEW]
-    assert rebuilt and engine.gen.path == rebuilt[0] != old
-    assert NEW in engine.gen.mirror and engine.gen.store.head() == result.seq
+    assert rebuilt and engine.generation_path == rebuilt[0] != old
+    assert NEW in engine and engine.read_view().store.head() == result.seq
     engine.finish_waves()  # on the new generation, where the write went
     assert all(NEW in _stored_ids(engine, older) for older in OLDER)
 
 
 def test_unpublish_leaves_every_list_and_lists_are_refilled(engine: Engine) -> None:
-    holders = [a for a in engine.gen.mirror.slot_of if "a1003" in _stored_ids(engine, a)]
+    holders = [a for a in engine.ids() if "a1003" in _stored_ids(engine, a)]
     assert len(holders) >= 2
     (result,) = engine.delete(["a1003"])
     assert result.status == "deleted"
     assert engine.delete(["a1003"])[0].status == "not_found"
     assert engine.stored_list("a1003") is None and engine.article("a1003") is None
-    for article_id in engine.gen.mirror.slot_of:
+    for article_id in engine.ids():
         ids = _stored_ids(engine, article_id)
         assert "a1003" not in ids
         assert len(ids) == engine.settings.max_k
@@ -180,7 +180,7 @@ def test_unpublish_leaves_every_list_and_lists_are_refilled(engine: Engine) -> N
 
 def test_two_new_articles_sharing_a_new_name_are_linked_by_it(engine: Engine) -> None:
     name = "Зоравинков"
-    assert not any(name in e.names.values() for e in engine.gen.mirror.entities)
+    assert not any(name in e.names.values() for e in engine.read_view().mirror.entities)
     first = Article(
         id="new-1",
         title=f"Кметът на Белоградчик {name} подаде оставка",
@@ -214,7 +214,7 @@ def test_another_process_follows_the_log(
         assert NEW not in before
         engine.upsert([_by_id(sample_articles, NEW)])
         after = [i.article.id for i in reader.related("a1001", RelatedQuery(k=20))]
-        assert NEW in after and reader.gen.mirror.seq == engine.gen.mirror.seq
+        assert NEW in after and reader.seq == engine.seq
         engine.delete([NEW])
         again = reader.related("a1001", RelatedQuery(k=20, stage="ranked"))
         assert NEW not in [i.article.id for i in again]
@@ -240,11 +240,11 @@ def test_a_rebuild_keeps_the_writes_made_while_it_ran(
         meta,
         settings,
         progress=False,
-        since=engine.gen.mirror.seq,
+        since=engine.seq,
         before_switch=write_during_build,
     )
-    assert engine.follow() and engine.gen.path == generation
-    assert NEW in engine.gen.mirror and "a1001" not in engine.gen.mirror
+    assert engine.follow() and engine.generation_path == generation
+    assert NEW in engine and "a1001" not in engine
     assert len(engine) == len(subset)  # a1001 was in the subset and is deleted, NEW added
     assert engine.stored_list(NEW) is not None
     engine.close()
@@ -272,7 +272,7 @@ def test_a_build_from_a_file_that_lacks_published_articles_is_refused_without_re
         export, settings.index_dir, encoder, settings, progress=False, replace=True
     )
     assert report.dropped == 1 and report.summary()["dropped"] == 1
-    assert engine.follow() and NEW not in engine.gen.mirror
+    assert engine.follow() and NEW not in engine
 
 
 def test_a_rebuild_from_the_store_keeps_everything_served_and_the_writes_meanwhile(
@@ -286,12 +286,12 @@ def test_a_rebuild_from_the_store_keeps_everything_served_and_the_writes_meanwhi
         engine.upsert([late])
         engine.delete(["a1002"])
 
-    served = set(engine.gen.mirror.slot_of)
+    served = set(engine.ids())
     generation = rebuild_index(
         settings.index_dir, encoder, settings, progress=False, before_switch=write_during_rebuild
     )
-    assert engine.follow() and engine.gen.path == generation
-    mirror = engine.gen.mirror
+    assert engine.follow() and engine.generation_path == generation
+    mirror = engine.read_view().mirror
     assert set(mirror.slot_of) == (served | {"late-1"}) - {"a1002"}
     # slots renumbered: a1001's tombstone is gone; a1002, deleted meanwhile, left the only one
     assert max(mirror.slot_of.values()) == len(mirror) == len(served)
@@ -307,19 +307,19 @@ def test_a_serving_engine_follows_a_rebuild_on_its_own(
     from it) and the old generation is removed once released, with no write to trigger it."""
     served = Engine(settings.index_dir, settings.model_copy(update={"follow_seconds": 0.05}))
     switched: list[Path] = []
-    served.on_switch = lambda: switched.append(served.gen.path)
+    served.on_switch = lambda: switched.append(served.generation_path)
     served.start_following()
     try:
-        old = served.gen.path
+        old = served.generation_path
         subset = [a for a in sample_articles if a.id != NEW][:30]
         lexical = LexicalConfig()
         meta = {"model_id": served.model_id, "dim": encoder.dim, "lexical": lexical.model_dump()}
         items = prepare(subset, encoder.encode_articles(subset), lexical)
         generation = build_generation(settings.index_dir, items, meta, settings, progress=False)
         deadline = time.monotonic() + 20
-        while served.gen.path != generation and time.monotonic() < deadline:
+        while served.generation_path != generation and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert served.gen.path == generation and len(served) == len(subset)
+        assert served.generation_path == generation and len(served) == len(subset)
         assert switched == [generation]  # the server's hook (it freezes the new mirror)
         assert old.exists()  # kept while requests in flight may still read it
         deadline = time.monotonic() + RETIRE_SECONDS + 10
@@ -349,9 +349,9 @@ def test_the_refresh_lag_is_the_oldest_list_and_the_periodic_refresh_takes_its_s
         assert age is not None and 30 * 3600 <= age < 30 * 3600 + 60
         lists = len(engine)
         # half the refresh period has passed: half of the lists are due, the oldest first
-        engine.last_refresh = time.monotonic() - 12 * 3600
-        engine._periodic_refresh()
-        fresh = engine.gen.store.db.execute(
+        engine._writer.last_refresh = time.monotonic() - 12 * 3600  # (internal on purpose)
+        engine._writer.periodic_refresh()
+        fresh = engine.read_view().store.db.execute(
             "SELECT COUNT(*) FROM lists WHERE computed_at > ?",
             ((datetime.now(UTC) - timedelta(minutes=1)).isoformat(),),
         ).fetchone()[0]
@@ -406,8 +406,8 @@ def test_a_damaged_store_is_refused_naming_it_and_index_rebuild_recovers(
     rebuilt = rebuild_index(settings.index_dir, encoder, settings, progress=False)
     engine = Engine(settings.index_dir, settings)
     try:
-        assert engine.gen.path == rebuilt and len(engine) == articles
-        assert all(engine.stored_list(a) is not None for a in engine.gen.mirror.slot_of)
+        assert engine.generation_path == rebuilt and len(engine) == articles
+        assert all(engine.stored_list(a) is not None for a in engine.ids())
     finally:
         engine.close()
 
@@ -445,15 +445,15 @@ def test_a_writer_killed_before_its_second_wave_leaves_it_to_the_next_writer(
     assert run.returncode == -signal.SIGKILL and run.stdout.split() == ["created"], run.stderr
     reader = Engine(settings.index_dir, settings, refreshes=False)
     try:
-        assert reader.gen.store.pending_waves() == 1
+        assert reader.waves_pending() == 1
         assert not all(NEW in _stored_ids(reader, older) for older in OLDER)
         writer = Engine(settings.index_dir, settings, encoder)
         writer.start_following()
         deadline = time.monotonic() + 30
-        while reader.gen.store.pending_waves() and time.monotonic() < deadline:
+        while reader.waves_pending() and time.monotonic() < deadline:
             time.sleep(0.05)
         writer.close()
-        assert reader.gen.store.pending_waves() == 0
+        assert reader.waves_pending() == 0
         assert all(NEW in _stored_ids(reader, older) for older in OLDER)
     finally:
         reader.close()

@@ -60,7 +60,7 @@ def test_a_store_written_before_migrations_is_served_and_written_after_the_upgra
     assert _user_version(store_path) == 0
     engine = Engine(index, Settings(index_dir=index))
     try:
-        assert sorted(engine.gen.mirror.slot_of) == STORY and engine.gen.mirror.seq == 1
+        assert sorted(engine.ids()) == STORY and engine.seq == 1
         by_id = {a.id: a for a in sample_articles}
         for article_id in STORY:
             assert engine.article(article_id) == by_id[article_id]
@@ -69,8 +69,8 @@ def test_a_store_written_before_migrations_is_served_and_written_after_the_upgra
         assert engine.article("a1005") is None and engine.stored_list("a1005") is None
         computed = engine.related("a1001", RelatedQuery(k=3))
         assert {i.article.id for i in computed} <= set(STORY) - {"a1001"}
-        assert "format_version" not in engine.gen.meta
-        assert engine.gen.meta["dim"] == 384 and engine.gen.meta["model_id"]
+        assert "format_version" not in engine.meta
+        assert engine.meta["dim"] == 384 and engine.meta["model_id"]
         (result,) = engine.delete(["a1004"])
         assert result.status == "deleted" and result.seq == 2
         for article_id in STORY[:3]:

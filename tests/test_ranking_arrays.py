@@ -48,7 +48,7 @@ def _record(items: list[RelatedItem]) -> list[list[object]]:
 
 
 def _lists(engine: Engine) -> dict[str, Any]:
-    ids = sorted(engine.gen.mirror.slot_of)
+    ids = sorted(engine.ids())
     default = RelatedQuery(k=engine.settings.max_k)
     return {
         "default": {a: _record(engine.related(a, default)) for a in ids},

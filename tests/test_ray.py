@@ -29,7 +29,7 @@ BUDGET = 128
 
 def _vectors_by_id(index: Path, model_id: str = DEFAULT_MODEL) -> dict[str, np.ndarray]:
     engine = Engine(index, Settings(index_dir=index), model_id=model_id)
-    rows = engine.gen.store.all_articles()
+    rows = engine.read_view().store.all_articles()
     by_id = {r.teaser.id: r.vector.copy() for r in rows}
     engine.close()
     return by_id
@@ -37,7 +37,7 @@ def _vectors_by_id(index: Path, model_id: str = DEFAULT_MODEL) -> dict[str, np.n
 
 def _meta(index: Path) -> dict[str, object]:
     engine = Engine(index, Settings(index_dir=index))
-    meta = engine.gen.meta
+    meta = engine.meta
     engine.close()
     return meta
 

@@ -18,8 +18,7 @@ def box_router(state: State) -> APIRouter:
         return [RelatedItemOut.model_validate(r) for r in items]
 
     def latest(n: int) -> list[Article]:
-        mirror = state.ready_engine().gen.mirror
-        dated = [s for s in mirror.teasers if s is not None and s.published is not None]
+        dated = [s for s in state.ready_engine().teasers() if s.published is not None]
         return sorted(dated, key=lambda a: (a.published, a.id), reverse=True)[:n]
 
     source = WebSource(

@@ -38,7 +38,7 @@ def collection_index(
         if given:
             raise CollectionRefused(f"{exc}; {refusal}") from None
     else:
-        ids = set(existing.gen.mirror.slot_of)
+        ids = set(existing.ids())
         existing.close()
         if ids == wanted:
             return directory

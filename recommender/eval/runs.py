@@ -37,8 +37,9 @@ def default_index_dir(input_path: Path) -> Path:
 
 def _bm25(engine: Engine) -> Bm25:
     """A BM25 index over the live articles, from the term counts the store keeps."""
-    config = engine.gen.mirror.lexical.config
-    rows = sorted(engine.gen.store.all_articles(), key=lambda r: r.slot)
+    view = engine.read_view()
+    config = view.mirror.lexical.config
+    rows = sorted(view.store.all_articles(), key=lambda r: r.slot)
     corpus = [[t for t, n in r.terms.items() for _ in range(n)] for r in rows]
     index = bm25s.BM25(k1=config.k1, b=config.b)
     index.index(corpus, show_progress=False)
@@ -46,7 +47,8 @@ def _bm25(engine: Engine) -> Bm25:
 
 
 def _lexical_run(engine: Engine, query_id: str, k: int, bm25: Bm25 | None) -> list[RunItem]:
-    mirror = engine.gen.mirror
+    view = engine.read_view()
+    mirror = view.mirror
     slot = mirror.slot_of[query_id]
     if bm25 is None:
         method = "tfidf"
@@ -56,7 +58,7 @@ def _lexical_run(engine: Engine, query_id: str, k: int, bm25: Bm25 | None) -> li
     else:
         method = "bm25"
         index, slots = bm25
-        (row,) = engine.gen.store.stored([query_id]).values()
+        (row,) = view.store.stored([query_id]).values()
         terms = [t for t, n in row.terms.items() for _ in range(n)]
         scores = np.asarray(index.get_scores(terms), dtype=np.float64)
     scores[slots == slot] = -np.inf
