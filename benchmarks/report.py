@@ -424,8 +424,21 @@ def _story_ruler(story: Doc) -> list[str]:
     return lines
 
 
+def _box_cells(box: Doc | None) -> str:
+    if not box:
+        return "- | - | - | -"
+    vs = box.get("vs_512")
+    test = f"{vs['delta']:+.2f}, p={vs['p_value']}" if vs else "(reference)"
+    no_worse = "yes" if box["no_worse_than_512"] else "**no**"
+    return (
+        f"{box['happening_recall@5']} | {box['copies@5']} | {box['useful_distinct@5']} "
+        f"({test}) | {no_worse}"
+    )
+
+
 def _speedup(r: Doc) -> list[str]:
     t = r["targets"]
+    names = list(r["machines"])
     lines = []
     for name, m in r["machines"].items():
         ref = m["reference"]
@@ -435,29 +448,56 @@ def _speedup(r: Doc) -> list[str]:
             f"at {ref['budget']}, {m['reference_articles_per_s']} articles/s by round; "
             f"{m['articles']} real articles, {m['rounds']} interleaved rounds in one process"
         )
+    avx2 = r.get("avx2_class", {})
+    if avx2.get("machine"):
+        how = "emulated, not measured on an AVX2 CPU" if avx2["emulated"] else "measured"
+        lines.append(f"- AVX2-class figures: `{avx2['machine']}` ({how})")
+    if "avx2-emulated" not in names:
+        lines.append("- no AVX2 emulation: this CPU has no AVX-512, so `native` is the AVX2 class")
+    box = r.get("box", {})
+    lines.append(
+        f"- box: {box['skipped']}"
+        if "skipped" in box
+        else f"- box: the stored lists' top 5 on {box['ruler']} ({box['ruled_queries']} ruled "
+        f"queries); {box['rule']}"
+    )
+    head = " | ".join(f"{n}: backend, ratio (by round)" for n in names)
+    single = " / ".join(names)
     lines += [
         "",
-        "| budget | native: backend, ratio (by round) | avx2-emulated: backend, ratio (by round) "
-        "| cosine min to fp32@512 (native) | single p50 ms native / emulated "
-        "| dev nDCG@10 dense / pipeline |",
-        "| ---: | --- | --- | ---: | ---: | ---: |",
+        f"| budget | {head} | cosine min / mean to fp32@512 (native) | single p50 ms {single} "
+        "| dev nDCG@10 dense / pipeline | box story recall@5 | copies@5 "
+        "| useful distinct@5 (vs 512) | box no worse |",
+        "| ---: |" + " --- |" * len(names) + " ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in r["by_budget"]:
-        n, e, rel = row["native"], row["avx2-emulated"], row["ndcg@10"] or {}
+        rel = row["ndcg@10"] or {}
+        n = row["native"]
         mark = " (default)" if row["budget"] == r["default_budget"] else ""
-        lines.append(
-            f"| {row['budget']}{mark} | {n['backend']} {n['ratio']}x {n.get('ratio_by_round', '')} "
-            f"| {e['backend']} {e['ratio']}x {e.get('ratio_by_round', '')} | {n['cosine_min']} "
-            f"| {n['single_p50_ms']} / {e['single_p50_ms']} "
-            f"| {rel.get('dense', '-')} / {rel.get('pipeline', '-')} |"
+        speeds = " | ".join(
+            f"{row[x]['backend']} {row[x]['ratio']}x {row[x].get('ratio_by_round', '')}"
+            for x in names
         )
+        singles = " / ".join(str(row[x]["single_p50_ms"]) for x in names)
+        lines.append(
+            f"| {row['budget']}{mark} | {speeds} | {n['cosine_min']} / "
+            f"{n.get('cosine_mean', '-')} | {singles} "
+            f"| {rel.get('dense', '-')} / {rel.get('pipeline', '-')} "
+            f"| {_box_cells(row.get('box'))} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Budget by issue 17's rule (cheapest with pipeline nDCG@10 within 0.005 of 512's and a "
+        f"box no worse): {r.get('budget_by_rule') or 'not measured'}; configured default: "
+        f"{r['default_budget']}."
+    )
     for c in r["int8"]:
         lines.append(
             f"\nint8 path `{c['name']}` ({c['encoder']['path']}): {c['ratio']}x "
             f"{c['ratio_by_round']}, cosine min {c['cosine_min']} / mean {c['cosine_mean']}, "
             f"single p50 {c['single_ms']['p50']} ms"
         )
-    lines += ["", "Targets (avx2-emulated figures are emulated, not measured on an AVX2 CPU):", ""]
+    lines += ["", "Targets (at the configured default budget):", ""]
     lines += [f"- {k}: **{_met(v)}**" for k, v in t.items()]
     return lines
 

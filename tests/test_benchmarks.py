@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import benchmarks.server
+from benchmarks import speedup
 from benchmarks.cli import main
 from benchmarks.compare import compare_files
 from benchmarks.context import RunContext
@@ -177,20 +178,32 @@ def test_every_benchmark_ran(run_results: Path) -> None:
     assert relevance["metrics"]["ndcg@10"] == pytest.approx(complete / scored, abs=0.005)
     assert relevance["methods"]["stored"] == relevance["methods"]["final"]
     speed = results["speedup"]
-    assert set(speed["machines"]) == {"native", "avx2-emulated"}
-    emulated = speed["machines"]["avx2-emulated"]
-    assert emulated["reference"]["backend"] == "sentence-transformers"
-    assert emulated["torch_cpu_capability"] == "AVX2"
-    assert {c["name"] for c in emulated["candidates"]} == {
+    # the AVX2 emulation runs only on a CPU with AVX-512; without it, native is the AVX2 class
+    avx512 = "avx512f" in Path("/proc/cpuinfo").read_text().split()
+    assert set(speed["machines"]) == ({"native", "avx2-emulated"} if avx512 else {"native"})
+    assert speed["native_has_avx512"] is avx512
+    avx2_name = "avx2-emulated" if avx512 else "native"
+    assert speed["avx2_class"] == {"machine": avx2_name, "emulated": avx512}
+    avx2 = speed["machines"][avx2_name]
+    assert avx2["reference"]["backend"] == "sentence-transformers"
+    assert avx2["torch_cpu_capability"] == "AVX2"
+    assert bool(avx2["isa_caps"]) is avx512
+    assert {c["name"] for c in avx2["candidates"]} == {
         "sentence-transformers@128",
         "sentence-transformers@256",
         "sentence-transformers@384",
     }
     assert [r["budget"] for r in speed["by_budget"]] == [128, 256, 384, 512]
     cut = speed["by_budget"][:3]
-    assert all(len(r["avx2-emulated"]["ratio_by_round"]) == TINY.speedup_rounds for r in cut)
+    assert all(len(r[avx2_name]["ratio_by_round"]) == TINY.speedup_rounds for r in cut)
     assert speed["targets"]["backend_cosine_min>=0.99_at_512"] is True
     assert set(speed["by_budget"][0]["ndcg@10"]) == {"dense", "pipeline"}
+    # the sample corpus has no story ruler: the box is not measured, and says why
+    assert not Path(doc["settings"]["data"]).with_name("dev_stories.tsv").exists()  # type: ignore[index]
+    assert "dev_stories.tsv" in speed["box"]["skipped"]
+    assert all(r["box"] is None for r in speed["by_budget"])
+    assert speed["targets"]["box_no_worse_than_512_at_default"] is None
+    assert speed["budget_by_rule"] is None
     ray = results["ray"]
     assert ray["articles"] == TINY.ray_articles
     assert [b["actors"] for b in ray["by_actors"]] == list(TINY.ray_actors)
@@ -213,6 +226,76 @@ def test_every_benchmark_ran(run_results: Path) -> None:
     assert processes.count("reader") == 2 and processes.count("writer") == 1, processes
     assert soaked["memory"]["first_window_mib"] > 100  # a loaded model in the writer
     assert soaked["metrics_scrapes"] > 0 and soaked["log_lag_changes_max"] is not None
+
+
+RULER = [
+    # each ruled query: two reports of happening x, one of y, its own story, one unrelated
+    ("d1", 2, "x"),
+    ("d2", 2, "x"),
+    ("d3", 2, "y"),
+    ("d4", 3, "A"),
+    ("d5", 0, "-"),
+]
+BOTH = ["d1", "d3", "d4", "d5"]  # x and y: 2 useful distinct, 1 copy
+ONE = ["d1", "d2", "d4", "u1"]  # x twice: 1 useful distinct, 1 copy, 1 unjudged
+
+
+def test_the_box_by_budget_is_scored_on_the_ruler_and_tested_against_512(tmp_path: Path) -> None:
+    ruled = [f"q{i}" for i in range(6)]
+    ruler = tmp_path / "dev_stories.tsv"
+    rows = [f"{q}\t{d}\t{g}\t{h}" for q in ruled for d, g, h in RULER]
+    ruler.write_text("query_id\tdoc_id\tgrade\thappening\n" + "\n".join(rows) + "\n")
+    queries = [*ruled, "unruled"]
+    stored = {
+        512: {q: BOTH for q in queries},
+        128: {q: ONE for q in queries},  # worse on all 6: exact p = 2 / 2^6
+        256: {q: ONE if q in ruled[:3] else BOTH for q in queries},  # worse on 3: p = 2 / 2^3
+        384: {q: [*BOTH, "u1"] for q in queries},  # the same useful items, one more unjudged
+    }
+    box = speedup.box_by_budget(ruler, queries, stored)
+    assert box["ruled_queries"] == 6
+    by = box["by_budget"]
+    assert list(by) == ["512", "128", "256", "384"]
+    assert by["512"] == {
+        "happening_recall@5": 1.0,
+        "copies@5": 1.0,
+        "useful_distinct@5": 2.0,
+        "unjudged@5": 0.0,
+        "scored_ruler": 6,
+        "no_worse_than_512": True,
+    }
+    assert by["128"]["useful_distinct@5"] == 1.0 and by["128"]["happening_recall@5"] == 0.5
+    assert by["128"]["unjudged@5"] == 1.0 and by["128"]["copies@5"] == 1.0
+    assert by["128"]["vs_512"]["delta"] == -1.0 and by["128"]["vs_512"]["worse"] == 6
+    assert by["128"]["vs_512"]["p_value"] == pytest.approx(2 / 2**6, abs=1e-4)
+    assert by["128"]["no_worse_than_512"] is False
+    assert by["256"]["useful_distinct@5"] == 1.5
+    assert by["256"]["vs_512"]["p_value"] == pytest.approx(2 / 2**3, abs=1e-4)
+    assert by["256"]["no_worse_than_512"] is True  # lower, but not significantly
+    assert by["384"]["vs_512"]["delta"] == 0.0 and by["384"]["vs_512"]["p_value"] == 1.0
+    assert by["384"]["unjudged@5"] == 1.0 and by["384"]["no_worse_than_512"] is True
+
+
+def _row(budget: int, near: bool | None, box: bool | None) -> dict[str, object]:
+    targets = {"pipeline_ndcg@10_within_0.005_of_512": near, "box_no_worse_than_512": box}
+    return {"budget": budget, "targets": targets}
+
+
+def test_the_budget_by_rule_is_the_cheapest_near_in_ndcg_and_no_worse_in_the_box() -> None:
+    rows = [_row(512, True, True), _row(128, False, True), _row(384, True, True)]
+    assert speedup.budget_by_rule([*rows, _row(256, True, False)]) == 384
+    assert speedup.budget_by_rule([*rows, _row(256, True, True)]) == 256
+    assert speedup.budget_by_rule([_row(128, True, None), _row(512, True, True)]) is None
+
+
+def test_the_avx2_emulation_runs_only_where_the_cpu_has_avx512() -> None:
+    avx2_only = frozenset(["fma", "avx", "f16c", "avx2"])
+    assert set(speedup.machine_classes(avx2_only)) == {"native"}
+    assert set(speedup.machine_classes(avx2_only | {"avx512f"})) == {"native", "avx2-emulated"}
+    assert speedup.avx2_class(avx2_only, {"native": {}}) == {"machine": "native", "emulated": False}
+    both = {"native": {}, "avx2-emulated": {}}
+    assert speedup.avx2_class(avx2_only | {"avx512f"}, both)["emulated"] is True
+    assert speedup.avx2_class(frozenset({"sse4_2"}), {"native": {}})["machine"] is None
 
 
 def test_reports_and_plots_are_written(run_results: Path) -> None:
