@@ -428,7 +428,7 @@ def _box_cells(box: Doc | None) -> str:
     if not box:
         return "- | - | - | -"
     vs = box.get("vs_512")
-    test = f"{vs['delta']:+.2f}, p={vs['p_value']}" if vs else "(reference)"
+    test = f"{vs['delta']:+.2f}, p={vs['p_value']}" if vs else "reference"
     no_worse = "yes" if box["no_worse_than_512"] else "**no**"
     return (
         f"{box['happening_recall@5']} | {box['copies@5']} | {box['useful_distinct@5']} "
