@@ -32,7 +32,8 @@ def nearest_cosines(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     scores, found = index.search(np.ascontiguousarray(vectors[rows]), 2)
     self_first = found[:, 0] == rows
-    return np.where(self_first, scores[:, 1], scores[:, 0]).astype(np.float64)
+    nearest: np.ndarray = np.where(self_first, scores[:, 1], scores[:, 0]).astype(np.float64)
+    return nearest
 
 
 def neighbour_stats(vectors: np.ndarray, sample: int, seed: int) -> dict[str, float]:
