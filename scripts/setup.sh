@@ -4,13 +4,16 @@
 # optional Ray extra (the suite tests the Ray Data build on a local instance).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --no-compile: Python compiles a module when it is first imported (a small share of torch's and
+# transformers' files); compiling every file at install is half of pip's time for transformers
+PIP=(python -m pip install --quiet --disable-pip-version-check --no-compile)
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 . .venv/bin/activate
-python -m pip install --quiet --disable-pip-version-check --upgrade pip
+"${PIP[@]}" --upgrade pip
 # TORCH_INDEX_URL: where the CPU build comes from on a machine whose pip would pull CUDA
-python -m pip install --quiet --disable-pip-version-check torch==2.13.0 \
+"${PIP[@]}" torch==2.13.0 \
   ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-python -m pip install --quiet --disable-pip-version-check -e '.[dev,ray]'
+"${PIP[@]}" -e '.[dev,ray]'
