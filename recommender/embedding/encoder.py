@@ -52,7 +52,10 @@ def compose_text(title: str, lead: str, body: str) -> str:
 
 
 class ArticleEncoder:
-    """Articles (or title/body pairs) in, normalized float32 vectors out, through the cache."""
+    """Articles (or title/body pairs) in, normalized float32 vectors out, through the cache.
+
+    Safe to call from several threads: encoding holds the backend's lock (encoders of one
+    process that share a backend take turns)."""
 
     def __init__(
         self,
@@ -71,9 +74,10 @@ class ArticleEncoder:
         self.strategy = strategy
         self.batch_size = batch_size
         self.cache = cache
-        prompt_tokens = len(
-            backend.tokenizer(backend.prompt, add_special_tokens=False)["input_ids"]
-        )
+        with backend.lock:
+            prompt_tokens = len(
+                backend.tokenizer(backend.prompt, add_special_tokens=False)["input_ids"]
+            )
         self.window_tokens = max(16, max_tokens - 2 - prompt_tokens)
         self.cache_key = f"{model_id}|{backend.name}|{strategy}|{max_tokens}"
 
@@ -121,6 +125,10 @@ class ArticleEncoder:
         return [p for p in pieces if p] or [text]
 
     def _encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        with self.backend.lock:
+            return self._encode_locked(texts)
+
+    def _encode_locked(self, texts: Sequence[str]) -> np.ndarray:
         windows = [self.windows(t) for t in texts]
         flat = [w for ws in windows for w in ws]
         owner = [i for i, ws in enumerate(windows) for _ in ws]
