@@ -276,8 +276,10 @@ def make_backend(settings: Settings, flags: frozenset[str] | None = None) -> Bac
                 f"model directory {settings.models_dir / DEFAULT_MODEL} not found: "
                 "run `recommender models build` first"
             )
+    # `auto` changes only the fp32 backend's description: other backends are one entry either way
+    auto = settings.backend == "auto" and backend == "sentence-transformers"
     with _loading:
-        return _load(backend, path, settings.max_tokens, settings.backend == "auto")
+        return _load(backend, path, settings.max_tokens, auto)
 
 
 @lru_cache(maxsize=LOADED_BACKENDS)
